@@ -15,9 +15,7 @@ class DurationError(ValueError):
 
     def __init__(self, text: object) -> None:
         self.text = text
-        super().__init__(
-            f"{text!r} is not a duration: write a whole number and a unit, such as 90s, 15m, 4h or 2d"
-        )
+        super().__init__(f"{text!r} is not a duration: write a whole number and a unit, such as 90s, 15m, 4h or 2d")
 
 
 def parse_duration(text: object) -> timedelta:
@@ -47,7 +45,7 @@ def format_duration(value: timedelta | None) -> str:
     """Format a duration compactly for people: ``2h 30m``, ``45s``; ``-`` for ``None``."""
     if value is None:
         return "-"
-    total = int(round(value.total_seconds()))
+    total = round(value.total_seconds())
     sign = "-" if total < 0 else ""
     total = abs(total)
     days, rest = divmod(total, 86400)

@@ -1,0 +1,43 @@
+"""The durable store: run history, timelines, approvals, readiness checks and the audit chain.
+
+SQLAlchemy Core on SQLite by default (``sqlite:///$BCM_HOME/bcm.db``) or on PostgreSQL by URL.
+``Store.open(url)`` migrates the schema and returns a ready store.
+"""
+
+from bcm.store.errors import (
+    AlreadyDecided,
+    AmbiguousRun,
+    IncompatibleSchema,
+    RunNotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from bcm.store.records import (
+    ApprovalRecord,
+    AuditRecord,
+    AuditVerification,
+    CheckRecord,
+    MarkRecord,
+    RunRecord,
+    StepRecord,
+)
+from bcm.store.store import FINISHED_STEP_STATUSES, RUN_MODES, Store
+
+__all__ = [
+    "FINISHED_STEP_STATUSES",
+    "RUN_MODES",
+    "AlreadyDecided",
+    "AmbiguousRun",
+    "ApprovalRecord",
+    "AuditRecord",
+    "AuditVerification",
+    "CheckRecord",
+    "IncompatibleSchema",
+    "MarkRecord",
+    "RunNotFound",
+    "RunRecord",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -1,0 +1,370 @@
+"""Runbook format version 1 and the catalog, as frozen pydantic models.
+
+These models check shape and types. Cross-references (roles, services, step ids, templates,
+cycles) need the whole library and are checked in :mod:`bcm.spec.checks`. Execution code only
+ever receives instances of these models, never raw dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from bcm.durations import DURATION_PATTERN, parse_duration, to_duration_string
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(to_duration_string, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "description": "a duration: 90s, 15m, 4h, 2d"}),
+]
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+RoleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Severity = Literal["sev1", "sev2", "sev3", "sev4"]
+PhaseName = Literal["prevention", "communication", "response", "recovery"]
+Milestone = Literal[
+    "impact_started",
+    "detected",
+    "acknowledged",
+    "declared",
+    "mitigated",
+    "recovered",
+    "resolved",
+    "stood_down",
+    "startex",
+    "inject_delivered",
+    "endex",
+]
+MILESTONES: tuple[str, ...] = Milestone.__args__  # type: ignore[attr-defined]
+PHASES: tuple[str, ...] = ("prevention", "communication", "response", "recovery")
+STEP_KINDS: tuple[str, ...] = ("run", "http", "call", "notify", "approve", "manual", "wait")
+
+
+def _argv_item(value: object) -> object:
+    # YAML reads `[ping, -c, 3]` with an int; an argv is strings, so numbers are taken as written.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class Model(BaseModel):
+    """Base of every spec model: unknown keys are errors and instances never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- step kinds
+
+
+class HttpAction(Model):
+    """An HTTP call; the step fails when the status is not one of ``expect_status``."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
+
+
+class NotifyAction(Model):
+    """A stakeholder message to the roles in ``to``."""
+
+    to: list[RoleId] = Field(min_length=1)
+    message: str = Field(min_length=1)
+
+
+class ApproveAction(Model):
+    """A decision by a person holding role ``by``; output ``{approved, by, note, waited_s}``."""
+
+    by: RoleId
+    prompt: str = Field(min_length=1)
+    timeout: Duration | None = None
+    on_timeout: Literal["fail", "continue"] = "fail"
+
+
+class ManualAction(Model):
+    """A task a person in role ``by`` does and confirms."""
+
+    by: RoleId
+    instructions: str = Field(min_length=1)
+    timeout: Duration | None = None
+
+
+class Step(Model):
+    """One step: exactly one kind (run, http, call, notify, approve, manual, wait) and common keys."""
+
+    id: Slug
+    title: str | None = None
+    run: list[Annotated[str, BeforeValidator(_argv_item)]] | None = Field(default=None, min_length=1)
+    http: HttpAction | None = None
+    call: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
+    with_: dict[str, Any] | None = Field(default=None, alias="with")
+    notify: NotifyAction | None = None
+    approve: ApproveAction | None = None
+    manual: ManualAction | None = None
+    wait: Duration | None = None
+    needs: list[Slug] = Field(default_factory=list)
+    when: str | None = None
+    retries: Annotated[int, Field(ge=0, le=20)] = 0
+    retry_delay: Duration = timedelta(seconds=10)
+    timeout: Duration | None = None
+    marks: Milestone | None = None
+    on_failure: Literal["stop", "continue"] = "stop"
+    exercise: Literal["simulate", "run", "skip"] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        kinds = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            found = f" (found: {', '.join(kinds)})" if kinds else ""
+            raise ValueError(f"a step needs exactly one of {', '.join(STEP_KINDS)}{found}")
+        if self.with_ is not None and self.call is None:
+            raise ValueError("'with' gives keyword arguments to 'call' and needs a 'call' key")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The step kind: run, http, call, notify, approve, manual or wait."""
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    @property
+    def exercise_behaviour(self) -> str:
+        """What the step does in exercise mode (simulate for run/http/call by default)."""
+        if self.exercise is not None:
+            return self.exercise
+        return "simulate" if self.kind in ("run", "http", "call") else "run"
+
+    @property
+    def label(self) -> str:
+        """The title, or the id when there is none."""
+        return self.title or self.id
+
+
+# --------------------------------------------------------------------------- runbook
+
+
+class Parameter(Model):
+    """A typed input given when the runbook is triggered."""
+
+    type: Literal["string", "integer", "number", "boolean", "enum"] = "string"
+    required: bool = False
+    default: str | int | float | bool | None = None
+    values: list[str] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Parameter:
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum parameter lists its allowed 'values'")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError("'values' is only for parameters of type enum")
+        if self.default is not None:
+            from bcm.spec.params import coerce_parameter
+
+            coerce_parameter(self, self.default)
+        return self
+
+
+class Review(Model):
+    """When the runbook was last reviewed and how often it must be."""
+
+    last_reviewed: date
+    interval: Duration = timedelta(days=365)
+    approved_by: RoleId | None = None
+
+    def due(self) -> date:
+        """The date the next review is due."""
+        return self.last_reviewed + self.interval
+
+
+class Targets(Model):
+    """Recovery targets; default from the services' BIA."""
+
+    rto: Duration | None = None
+    rpo: Duration | None = None
+
+
+class Communication(Model):
+    """The incident channel and the update cadence."""
+
+    channel: str | None = None
+    cadence: Duration | None = None
+
+
+class Phases(Model):
+    """Steps by phase: prevention (readiness checks), communication, response, recovery."""
+
+    prevention: list[Step] = Field(default_factory=list)
+    communication: list[Step] = Field(default_factory=list)
+    response: list[Step] = Field(default_factory=list)
+    recovery: list[Step] = Field(default_factory=list)
+
+    def items(self) -> list[tuple[str, list[Step]]]:
+        """(phase, steps) pairs in phase order."""
+        return [(name, getattr(self, name)) for name in PHASES]
+
+
+class Runbook(Model):
+    """A continuity runbook, format version 1."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        title="bcm runbook (format version 1)",
+    )
+
+    version: Literal[1]
+    id: Slug
+    title: str = Field(min_length=1)
+    owner: RoleId
+    severity: Severity
+    services: list[Slug] = Field(default_factory=list)
+    description: str | None = None
+    review: Review | None = None
+    targets: Targets = Field(default_factory=Targets)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    communication: Communication = Field(default_factory=Communication)
+    phases: Phases
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, value: dict[str, Parameter]) -> dict[str, Parameter]:
+        for name in value:
+            if not re.match(r"^[a-z_][a-z0-9_]*$", name):
+                raise ValueError(f"parameter name '{name}' must match [a-z_][a-z0-9_]* to be usable in templates")
+        return value
+
+    def steps(self, *, include_prevention: bool = True) -> list[tuple[str, Step]]:
+        """Every (phase, step) in phase and written order."""
+        return [
+            (phase, step)
+            for phase, steps in self.phases.items()
+            if include_prevention or phase != "prevention"
+            for step in steps
+        ]
+
+    def step(self, step_id: str) -> Step:
+        """The step with ``step_id``.
+
+        Raises:
+            KeyError: when there is no such step.
+        """
+        for _, step in self.steps():
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def phase_of(self, step_id: str) -> str:
+        """The phase the step ``step_id`` belongs to."""
+        for phase, step in self.steps():
+            if step.id == step_id:
+                return phase
+        raise KeyError(step_id)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+class Person(Model):
+    """Someone who holds a role."""
+
+    name: str
+    slack_user: str | None = None
+    email: str | None = None
+
+    def matches(self, who: str) -> bool:
+        """True when ``who`` names this person (name, Slack user id or email, any case)."""
+        probe = who.strip().lower()
+        return probe in {v.lower() for v in (self.name, self.slack_user, self.email) if v}
+
+
+class Role(Model):
+    """A stakeholder role with its members and alternates."""
+
+    name: str
+    description: str | None = None
+    slack_channel: str | None = None
+    email: str | None = None
+    members: list[Person] = Field(min_length=1)
+    alternates: list[Person] = Field(default_factory=list)
+
+    def holder(self, who: str) -> Person | None:
+        """The member or alternate named by ``who``, if any."""
+        return next((p for p in [*self.members, *self.alternates] if p.matches(who)), None)
+
+
+class Stakeholders(Model):
+    """``runbooks/catalog/stakeholders.yaml``."""
+
+    version: Literal[1]
+    roles: dict[RoleId, Role]
+
+
+class Dependencies(Model):
+    """What a service depends on (BIA)."""
+
+    services: list[Slug] = Field(default_factory=list)
+    sites: list[str] = Field(default_factory=list)
+    suppliers: list[str] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list)
+    technology: list[str] = Field(default_factory=list)
+    data: list[str] = Field(default_factory=list)
+
+
+class Impact(Model):
+    """How impact grows with time: the level reached after a duration of disruption."""
+
+    after: Duration
+    level: Literal["minimal", "moderate", "significant", "severe"]
+    description: str
+
+
+class BiaApproval(Model):
+    """Who approved the business-impact analysis, and when."""
+
+    approved_by: RoleId
+    approved_on: date
+
+
+class Service(Model):
+    """A prioritised service with its business-impact analysis."""
+
+    id: Slug
+    name: str
+    owner: RoleId
+    tier: Annotated[int, Field(ge=1, le=4)]
+    rto: Duration
+    rpo: Duration
+    mtpd: Duration
+    mbco: str
+    recovery_strategy: Literal["backup-restore", "pilot-light", "warm-standby", "active-active"]
+    dependencies: Dependencies = Field(default_factory=Dependencies)
+    impact: list[Impact] = Field(default_factory=list)
+    bia: BiaApproval | None = None
+
+    @property
+    def critical(self) -> bool:
+        """Tier 1 and 2 services are critical."""
+        return self.tier <= 2
+
+
+class Services(Model):
+    """``runbooks/catalog/services.yaml``."""
+
+    version: Literal[1]
+    services: list[Service]

@@ -1,0 +1,109 @@
+"""Turning pydantic validation errors into located, readable problems."""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from bcm.spec.problems import Problem
+from bcm.spec.yamlsource import Path_, SourceMap, dotted
+
+
+def model_problems(
+    exc: ValidationError, root: type[BaseModel], source: SourceMap, file: str, *, base: Path_ = ()
+) -> list[Problem]:
+    """Convert every error in ``exc`` into a :class:`Problem` at the right line and column."""
+    problems: list[Problem] = []
+    for error in exc.errors(include_url=False):
+        loc: Path_ = base + tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            line, col = source.locate(loc, key=True)
+            known = _fields_at(root, tuple(error["loc"])[:-1])
+            hint = ""
+            close = get_close_matches(key, known, n=1, cutoff=0.6)
+            if close:
+                hint = f" (did you mean '{close[0]}'?)"
+            elif known:
+                hint = f" (allowed: {', '.join(known)})"
+            problems.append(Problem(file, line, col, dotted(loc[:-1]), f"unknown key '{key}'{hint}"))
+            continue
+        if kind == "missing":
+            line, col = source.locate(loc[:-1])
+            problems.append(Problem(file, line, col, dotted(loc[:-1]), f"missing required key '{loc[-1]}'"))
+            continue
+        line, col = source.locate(loc)
+        problems.append(Problem(file, line, col, dotted(loc), _message(error)))
+    return problems
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        expected = ctx.get("expected", "").replace("'", "")
+        return f"expected {expected}, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} does not match {ctx.get('pattern')}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind in ("string_type", "int_type", "int_parsing", "bool_type", "bool_parsing", "float_type"):
+        wanted = {"string": "a string", "int": "an integer", "bool": "true or false", "float": "a number"}
+        noun = wanted[kind.split("_")[0]]
+        return f"expected {noun}, got {value!r}"
+    if kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
+        noun = "a list" if kind == "list_type" else "a mapping"
+        return f"expected {noun}, got {value!r}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "date_from_datetime_parsing" or kind.startswith("date_"):
+        return f"expected a date like 2026-05-01, got {value!r}"
+    return f"{error['msg']} (got {value!r})"
+
+
+def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The allowed keys of the model found by walking ``loc`` from ``root``."""
+    annotation: Any = root
+    parts = list(loc)
+    while True:
+        annotation = _unwrap(annotation)
+        if not parts:
+            break
+        part = parts.pop(0)
+        origin = get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part) or next(
+                (f for f in annotation.model_fields.values() if f.alias == part), None
+            )
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif origin is list:
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional so the walk sees the model, list or dict inside."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        else:
+            return annotation

@@ -1,0 +1,181 @@
+"""YAML loading that remembers where every node came from and refuses duplicate keys.
+
+PyYAML's ``safe_load`` silently keeps the last of two equal keys; a runbook with two ``timeout``
+keys would run with whichever came last. We compose the node graph (libyaml's C composer when
+available, for speed) and build plain Python data ourselves, recording the line and column of
+every key and value in a source map keyed by the path of the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+from bcm.spec.problems import Problem
+
+try:  # libyaml is an order of magnitude faster; fall back to the pure-Python composer.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+Path_ = tuple[str | int, ...]
+_constructor = yaml.SafeLoader(b"")  # only used to turn scalar nodes into Python values
+
+
+@dataclass
+class SourceMap:
+    """Positions (1-based line, column) of values and keys, by node path."""
+
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    # Template-bearing scalars written as block scalars start on the line after the indicator.
+    block_scalars: set[Path_] = field(default_factory=set)
+
+    def locate(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Return the best known position for ``path``: itself, else its nearest ancestor."""
+        table = self.keys if key else self.values
+        probe = path
+        while True:
+            if probe in table:
+                return table[probe]
+            if key and probe in self.values:
+                return self.values[probe]
+            if not probe:
+                return (1, 1)
+            probe = probe[:-1]
+            table = self.values
+
+
+@dataclass
+class YamlDocument:
+    """The data of one YAML file and where each part came from."""
+
+    data: object
+    source: SourceMap
+
+
+def dotted(path: Path_) -> str:
+    """Render a node path as ``phases.response[1].needs``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]:
+    """Parse ``text`` into data and a source map.
+
+    Args:
+        text: the YAML source.
+        file: the file name to put in problems.
+
+    Returns:
+        The document (None when the YAML could not be parsed) and the problems found: syntax
+        errors, several documents in one file, duplicate keys, non-string keys.
+    """
+    problems: list[Problem] = []
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        what = exc.problem or exc.context or "invalid YAML"
+        hint = _syntax_hint(text, line)
+        problems.append(Problem(file, line, col, "", f"YAML syntax error: {what}{hint}"))
+        return None, problems
+    except yaml.YAMLError as exc:
+        problems.append(Problem(file, 0, 0, "", f"YAML error: {exc}"))
+        return None, problems
+    if not nodes:
+        problems.append(Problem(file, 1, 1, "", "the file is empty: a runbook starts with 'version: 1'"))
+        return None, problems
+    if len(nodes) > 1:
+        extra = nodes[1]
+        problems.append(
+            Problem(
+                file,
+                extra.start_mark.line + 1,
+                extra.start_mark.column + 1,
+                "",
+                "a file holds one document: remove the second '---' or split the file",
+            )
+        )
+    source = SourceMap()
+    data = _build(nodes[0], (), source, problems, file)
+    return YamlDocument(data, source), problems
+
+
+def _syntax_hint(text: str, line: int) -> str:
+    lines = text.splitlines()
+    if 0 < line <= len(lines):
+        current = lines[line - 1]
+        if "{{" in current and not current.split(":", 1)[-1].strip().startswith(("'", '"')):
+            return " (a value that starts with '{{' must be quoted: \"{{ ... }}\")"
+        if "\t" in current:
+            return " (tabs are not allowed for indentation: use spaces)"
+    return ""
+
+
+def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Problem], file: str) -> object:
+    source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, object] = {}
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(
+                    _at(
+                        file,
+                        key_node,
+                        dotted(path),
+                        "YAML merge keys ('<<') are not supported: write keys out",
+                    )
+                )
+                continue
+            if isinstance(key_node, yaml.MappingNode) and isinstance(value_node, yaml.ScalarNode):
+                # `a: {{ x }}` reads as a flow mapping inside a flow mapping: an unquoted template.
+                problems.append(
+                    _at(
+                        file,
+                        key_node,
+                        dotted(path),
+                        "a value that starts with '{{' must be quoted: \"{{ ... }}\"",
+                    )
+                )
+                continue
+            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                problems.append(_at(file, key_node, dotted(path), "keys must be plain strings"))
+                continue
+            key = str(key)
+            if key in seen:
+                problems.append(
+                    _at(
+                        file,
+                        key_node,
+                        dotted(path + (key,)),
+                        f"duplicate key '{key}' (first defined on line {seen[key]}): remove one",
+                    )
+                )
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            source.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, path + (key,), source, problems, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), source, problems, file) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        source.block_scalars.add(path)
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> object:
+    return _constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+def _at(file: str, node: yaml.Node, where: str, message: str) -> Problem:
+    return Problem(file, node.start_mark.line + 1, node.start_mark.column + 1, where, message)

@@ -1,0 +1,227 @@
+"""Schema migrations: an ordered list of functions, each applied once and recorded in ``schema_version``.
+
+Why not alembic: the schema is a handful of tables, the migrations must ship inside the package
+(``bcm`` runs from a wheel, with no project directory to hold an ``alembic.ini`` and ``env.py``),
+and the same SQLAlchemy Core DDL runs unchanged on SQLite and PostgreSQL. A forty-line runner does
+all of that and nothing we would have to configure around.
+
+Each migration runs in its own transaction together with the row that records it, so a failing
+migration leaves neither half-built tables (DDL is transactional on both SQLite and PostgreSQL)
+nor a version marked as applied. Concurrent openers are serialised: SQLite by ``BEGIN IMMEDIATE``
+(see ``bcm.store.engine``), PostgreSQL by a transaction-scoped advisory lock.
+
+Adding a migration: write ``def _0002_something(conn: Connection) -> None`` that issues its DDL
+with its own table definitions (never the live ones in ``bcm.store.schema``, which keep changing:
+a migration is history), append ``Migration(2, "something", _0002_something)`` to
+``MIGRATIONS``, and bring ``bcm.store.schema`` up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    inspect,
+    select,
+    text,
+)
+
+from bcm.clock import Clock, now
+from bcm.store.errors import IncompatibleSchema
+from bcm.store.types import UTCDateTime, json_type
+
+# Arbitrary but fixed: every bcm process migrating the same PostgreSQL database takes this lock.
+_PG_MIGRATION_LOCK_KEY = 0x62636D5F6D6967  # "bcm_mig"
+
+_version_metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema's history.
+
+    Attributes:
+        version: position in the history, 1, 2, 3, ... with no gaps.
+        name: what it does, recorded in ``schema_version``.
+        apply: issues the DDL on the connection it is given, inside the migration's transaction.
+    """
+
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def _0001_initial(conn: Connection) -> None:
+    """Runs, step runs, timeline marks, approvals, readiness checks and the audit chain."""
+    md = MetaData()
+    Table(
+        "runs",
+        md,
+        Column("id", Text, primary_key=True),
+        Column("runbook_id", Text, nullable=False),
+        Column("runbook_title", Text, nullable=False),
+        Column("runbook_hash", Text, nullable=False),
+        Column("runbook_path", Text, nullable=False),
+        Column("mode", Text, nullable=False),
+        Column("parameters", json_type(), nullable=False),
+        Column("triggered_by", Text, nullable=False),
+        Column("services", json_type(), nullable=False),
+        Column("severity", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("flow_run_id", Text, nullable=True),
+        Column("error", Text, nullable=True),
+        Column("started_at", UTCDateTime, nullable=False),
+        Column("ended_at", UTCDateTime, nullable=True),
+        Index("ix_runs_started_at", "started_at"),
+        Index("ix_runs_runbook_id", "runbook_id"),
+    )
+    Table(
+        "step_runs",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("step_id", Text, nullable=False),
+        Column("phase", Text, nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("started_at", UTCDateTime, nullable=True),
+        Column("ended_at", UTCDateTime, nullable=True),
+        Column("output", json_type(), nullable=True),
+        Column("error", Text, nullable=True),
+        Column("actor", Text, nullable=True),
+        Column("reason", Text, nullable=True),
+        PrimaryKeyConstraint("run_id", "step_id", name="pk_step_runs"),
+    )
+    Table(
+        "marks",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("milestone", Text, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("source", Text, nullable=False),
+        UniqueConstraint("run_id", "milestone", name="uq_marks_run_milestone"),
+    )
+    Table(
+        "approvals",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("step_id", Text, nullable=False),
+        Column("by", Text, nullable=False),
+        Column("decision", Text, nullable=False),
+        Column("note", Text, nullable=True),
+        Column("waited_s", Float, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        UniqueConstraint("run_id", "step_id", name="uq_approvals_run_step"),
+    )
+    Table(
+        "checks",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("runbook_id", Text, nullable=False),
+        Column("step_id", Text, nullable=False),
+        Column("ok", Boolean, nullable=False),
+        Column("output", Text, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=True),
+        Index("ix_checks_runbook_at", "runbook_id", "at"),
+    )
+    Table(
+        "audit",
+        md,
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("run_id", Text, nullable=True),
+        Column("data", Text, nullable=False),
+        Column("prev_hash", Text, nullable=False),
+        Column("hash", Text, nullable=False),
+        Index("ix_audit_run_id", "run_id"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _0001_initial),)
+
+
+def _check_history(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1, 2, 3, ... in order, got {versions}")
+
+
+def _applied_versions(conn: Connection) -> set[int]:
+    if not inspect(conn).has_table("schema_version"):
+        return set()
+    return set(conn.scalars(select(schema_version.c.version)))
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY})
+
+
+def migrate(engine: Engine, *, migrations: Sequence[Migration] = MIGRATIONS, clock: Clock = now) -> list[int]:
+    """Apply every migration not yet recorded in ``schema_version``, oldest first.
+
+    Args:
+        engine: an engine made by ``bcm.store.engine.create_store_engine``.
+        migrations: the history to apply; tests pass a longer one to check that appending works.
+        clock: source of the ``applied_at`` times.
+
+    Returns:
+        The versions applied by this call, in order; empty when the database was up to date.
+
+    Raises:
+        IncompatibleSchema: the database records a version newer than ``migrations`` knows.
+    """
+    _check_history(migrations)
+    known = len(migrations)
+    with engine.connect() as conn, conn.begin():
+        done = _applied_versions(conn)
+    if done and max(done) > known:
+        raise IncompatibleSchema(max(done), known)
+    if done >= {m.version for m in migrations}:
+        return []
+
+    applied: list[int] = []
+    for migration in migrations:
+        with engine.connect() as conn:
+            conn.execution_options(bcm_write=True)
+            with conn.begin():
+                _lock(conn)
+                schema_version.create(conn, checkfirst=True)
+                # Another process may have migrated while we waited for the lock.
+                done = _applied_versions(conn)
+                if done and max(done) > known:
+                    raise IncompatibleSchema(max(done), known)
+                if migration.version in done:
+                    continue
+                migration.apply(conn)
+                conn.execute(
+                    insert(schema_version).values(version=migration.version, name=migration.name, applied_at=clock())
+                )
+        applied.append(migration.version)
+    return applied

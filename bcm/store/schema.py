@@ -1,0 +1,116 @@
+"""The store's tables as they are now: what the queries in ``bcm.store.store`` are written against.
+
+This is the present; ``bcm.store.migrations`` is the history that builds it. A migration changing a
+table changes it here too, and ``tests/store/test_migrations.py`` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from bcm.store.types import UTCDateTime, json_type
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("runbook_id", Text, nullable=False),
+    Column("runbook_title", Text, nullable=False),
+    Column("runbook_hash", Text, nullable=False),
+    Column("runbook_path", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("parameters", json_type(), nullable=False),
+    Column("triggered_by", Text, nullable=False),
+    Column("services", json_type(), nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("flow_run_id", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_runbook_id", "runbook_id"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("step_id", Text, nullable=False),
+    Column("phase", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("output", json_type(), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("actor", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+    PrimaryKeyConstraint("run_id", "step_id", name="pk_step_runs"),
+)
+
+marks = Table(
+    "marks",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("milestone", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("run_id", "milestone", name="uq_marks_run_milestone"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("step_id", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("waited_s", Float, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("run_id", "step_id", name="uq_approvals_run_step"),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("runbook_id", Text, nullable=False),
+    Column("step_id", Text, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=True),
+    Index("ix_checks_runbook_at", "runbook_id", "at"),
+)
+
+# No foreign key to runs: the audit chain must stay readable and verifiable whatever happens to
+# the other tables, and it also records events that belong to no run.
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("run_id", Text, nullable=True),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Index("ix_audit_run_id", "run_id"),
+)

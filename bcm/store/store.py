@@ -1,0 +1,680 @@
+"""The durable store: runs, steps, timeline marks, approvals, readiness checks and the audit chain.
+
+Every state change appends its audit entry in the same transaction, so the chain can never say
+something happened that the tables do not show, nor miss something they do. Write transactions
+are serialised (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an exclusive lock on ``audit`` taken
+first thing), so two writers never read the same chain head, and always lock in the same order,
+so they never deadlock. A runbook engine writes a few rows a second at most; serialising costs
+nothing it would notice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from bcm.clock import Clock, as_utc, now
+from bcm.store import audit as audit_chain
+from bcm.store.engine import WRITE_OPTION, create_store_engine, safe_url
+from bcm.store.errors import AlreadyDecided, AmbiguousRun, RunNotFound, StoreUnavailable
+from bcm.store.migrations import migrate
+from bcm.store.records import (
+    ApprovalRecord,
+    AuditRecord,
+    AuditVerification,
+    CheckRecord,
+    MarkRecord,
+    RunRecord,
+    StepRecord,
+)
+from bcm.store.schema import approvals, audit, checks, marks, runs, step_runs
+from bcm.store.types import canonical_json, to_stored_json, truncate_text
+
+RUN_MODES = frozenset({"real", "exercise", "dry-run"})
+FINISHED_STEP_STATUSES = frozenset({"succeeded", "failed", "skipped", "timed_out", "cancelled"})
+
+_AMBIGUOUS_SHOWN = 5
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _sha256(value: object) -> str | None:
+    return None if value is None else hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        runbook_id=row.runbook_id,
+        runbook_title=row.runbook_title,
+        runbook_hash=row.runbook_hash,
+        runbook_path=row.runbook_path,
+        mode=row.mode,
+        parameters=dict(row.parameters),
+        triggered_by=row.triggered_by,
+        services=tuple(row.services),
+        severity=row.severity,
+        status=row.status,
+        flow_run_id=row.flow_run_id,
+        error=row.error,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _step_record(row: Row[Any]) -> StepRecord:
+    return StepRecord(
+        run_id=row.run_id,
+        step_id=row.step_id,
+        phase=row.phase,
+        kind=row.kind,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        output=row.output,
+        error=row.error,
+        actor=row.actor,
+        reason=row.reason,
+    )
+
+
+def _approval_record(row: Row[Any]) -> ApprovalRecord:
+    return ApprovalRecord(
+        run_id=row.run_id,
+        step_id=row.step_id,
+        by=row.by,
+        decision=row.decision,
+        note=row.note,
+        waited_s=row.waited_s,
+        at=row.at,
+    )
+
+
+_AUDIT_COLUMNS = (
+    audit.c.seq,
+    audit.c.at,
+    audit.c.kind,
+    audit.c.run_id,
+    audit.c.data,
+    audit.c.prev_hash,
+    audit.c.hash,
+)
+
+
+class Store:
+    """The run history and audit log behind ``bcm``, on SQLite or PostgreSQL.
+
+    Open with ``Store.open(url)``; it migrates the schema before returning. Close it (or use it as a
+    context manager) to release the database connections.
+    """
+
+    def __init__(self, engine: Engine, *, url: str, clock: Clock = now) -> None:
+        """Wrap an engine that ``migrate`` has already brought up to date; prefer ``Store.open``."""
+        self._engine = engine
+        self._url = url
+        self._clock = clock
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = now) -> Store:
+        """Connect to ``url``, apply pending migrations and return the store.
+
+        Args:
+            url: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``
+                (``postgresql://`` is accepted and uses psycopg).
+            clock: the time recorded on audit entries and migrations.
+
+        Raises:
+            StoreUnavailable: the URL is unusable or the database cannot be reached.
+            IncompatibleSchema: the database was migrated by a newer bcm.
+        """
+        engine = create_store_engine(url)
+        try:
+            migrate(engine, clock=clock)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StoreUnavailable(safe_url(engine.url), _reason(exc, engine)) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url=safe_url(engine.url), clock=clock)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for tests and for later modules that add their own tables."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._url
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _unavailable_as_store_error(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreUnavailable(self._url, _reason(exc, self._engine)) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._unavailable_as_store_error(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._unavailable_as_store_error(), self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # EXCLUSIVE still lets readers (and verify_audit) through; only writers queue.
+                    conn.exec_driver_sql("LOCK TABLE audit IN EXCLUSIVE MODE")
+                yield conn
+
+    def _append(
+        self, conn: Connection, kind: str, data: dict[str, object], *, run_id: str | None, at: datetime
+    ) -> AuditRecord:
+        head = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+        seq = 1 if head is None else head.seq + 1
+        prev_hash = audit_chain.GENESIS_HASH if head is None else head.hash
+        data_text = canonical_json(data)
+        # Hash what verify will read back: the data as parsed from its stored text.
+        stored_data = json.loads(data_text)
+        hash_ = audit_chain.entry_hash(prev_hash, seq=seq, at=at, kind=kind, run_id=run_id, data=stored_data)
+        conn.execute(
+            insert(audit).values(
+                seq=seq, at=at, kind=kind, run_id=run_id, data=data_text, prev_hash=prev_hash, hash=hash_
+            )
+        )
+        return AuditRecord(seq=seq, at=at, kind=kind, run_id=run_id, data=stored_data, prev_hash=prev_hash, hash=hash_)
+
+    @staticmethod
+    def _require_run(conn: Connection, run_id: str) -> Row[Any]:
+        row = conn.execute(select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return row
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        runbook_id: str,
+        runbook_title: str,
+        runbook_hash: str,
+        runbook_path: str,
+        mode: str,
+        parameters: dict[str, object],
+        triggered_by: str,
+        services: list[str],
+        severity: str,
+        started_at: datetime,
+        status: str = "running",
+    ) -> RunRecord:
+        """Record a new run and audit ``run.created``.
+
+        Args:
+            run_id: a uuid4 hex string chosen by the engine.
+            runbook_hash: sha256 of the runbook's YAML text, to prove which version ran.
+            mode: ``real``, ``exercise`` or ``dry-run``.
+
+        Raises:
+            ValueError: an unknown mode, or a naive ``started_at``.
+        """
+        if mode not in RUN_MODES:
+            raise ValueError(f"run mode {mode!r} is not one of {', '.join(sorted(RUN_MODES))}")
+        record = RunRecord(
+            id=run_id,
+            runbook_id=runbook_id,
+            runbook_title=runbook_title,
+            runbook_hash=runbook_hash,
+            runbook_path=runbook_path,
+            mode=mode,
+            parameters=dict(parameters),
+            triggered_by=triggered_by,
+            services=tuple(services),
+            severity=severity,
+            status=status,
+            flow_run_id=None,
+            error=None,
+            started_at=as_utc(started_at),
+            ended_at=None,
+        )
+        with self._write() as conn:
+            conn.execute(
+                insert(runs).values(
+                    id=record.id,
+                    runbook_id=record.runbook_id,
+                    runbook_title=record.runbook_title,
+                    runbook_hash=record.runbook_hash,
+                    runbook_path=record.runbook_path,
+                    mode=record.mode,
+                    parameters=record.parameters,
+                    triggered_by=record.triggered_by,
+                    services=list(record.services),
+                    severity=record.severity,
+                    status=record.status,
+                    started_at=record.started_at,
+                )
+            )
+            self._append(
+                conn,
+                audit_chain.RUN_CREATED,
+                {
+                    "runbook_id": runbook_id,
+                    "runbook_title": runbook_title,
+                    "runbook_hash": runbook_hash,
+                    "runbook_path": runbook_path,
+                    "mode": mode,
+                    "parameters": record.parameters,
+                    "triggered_by": triggered_by,
+                    "services": list(record.services),
+                    "severity": severity,
+                    "status": status,
+                    "started_at": audit_chain.format_at(record.started_at),
+                },
+                run_id=run_id,
+                at=self._clock(),
+            )
+        return record
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        ended_at: datetime | None = None,
+        flow_run_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Change a run's fields; ``None`` leaves a field as it is. A status change is audited.
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+        """
+        values: dict[str, object] = {}
+        if status is not None:
+            values["status"] = status
+        if ended_at is not None:
+            values["ended_at"] = as_utc(ended_at)
+        if flow_run_id is not None:
+            values["flow_run_id"] = flow_run_id
+        if error is not None:
+            values["error"] = error
+        with self._write() as conn:
+            current = self._require_run(conn, run_id)
+            if not values:
+                return
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            if status is not None and status != current.status:
+                self._append(
+                    conn,
+                    audit_chain.RUN_STATUS_CHANGED,
+                    {
+                        "from": current.status,
+                        "to": status,
+                        "ended_at": None if ended_at is None else audit_chain.format_at(ended_at),
+                        "error": error,
+                    },
+                    run_id=run_id,
+                    at=self._clock(),
+                )
+
+    def get_run(self, ref: str) -> RunRecord:
+        """Find a run by its full id or by a prefix that only one run id starts with.
+
+        Raises:
+            RunNotFound: no run id starts with ``ref``.
+            AmbiguousRun: several do; the error lists some of them.
+        """
+        prefix = ref.strip().lower()
+        if not prefix:
+            raise RunNotFound(ref)
+        with self._read() as conn:
+            exact = conn.execute(select(runs).where(runs.c.id == prefix)).first()
+            if exact is not None:
+                return _run_record(exact)
+            rows = conn.execute(
+                select(runs)
+                .where(runs.c.id.startswith(prefix, autoescape=True))
+                .order_by(runs.c.started_at.desc(), runs.c.id)
+                .limit(_AMBIGUOUS_SHOWN + 1)
+            ).all()
+        if not rows:
+            raise RunNotFound(ref)
+        if len(rows) > 1:
+            raise AmbiguousRun(
+                ref,
+                [(row.id[:8], row.runbook_id, row.started_at) for row in rows[:_AMBIGUOUS_SHOWN]],
+                more=len(rows) > _AMBIGUOUS_SHOWN,
+            )
+        return _run_record(rows[0])
+
+    def list_runs(
+        self,
+        *,
+        runbook_id: str | None = None,
+        mode: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first, started in ``[since, until)`` when those are given."""
+        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        if runbook_id is not None:
+            query = query.where(runs.c.runbook_id == runbook_id)
+        if mode is not None:
+            query = query.where(runs.c.mode == mode)
+        if since is not None:
+            query = query.where(runs.c.started_at >= as_utc(since))
+        if until is not None:
+            query = query.where(runs.c.started_at < as_utc(until))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_run_record(row) for row in conn.execute(query)]
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def upsert_step(
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        phase: str,
+        kind: str,
+        status: str,
+        attempts: int | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        output: object = None,
+        error: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Insert or update a step's state; ``None`` arguments leave stored values unchanged.
+
+        Reaching a finished status (succeeded, failed, skipped, timed_out, cancelled) is audited
+        once. Long strings in ``output`` are cut to 4000 characters.
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+        """
+        values: dict[str, object] = {"phase": phase, "kind": kind, "status": status}
+        optional: dict[str, object] = {
+            "attempts": attempts,
+            "started_at": _optional_utc(started_at),
+            "ended_at": _optional_utc(ended_at),
+            "output": to_stored_json(output),
+            "error": error,
+            "actor": actor,
+            "reason": reason,
+        }
+        values.update({key: value for key, value in optional.items() if value is not None})
+        key = (step_runs.c.run_id == run_id) & (step_runs.c.step_id == step_id)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            before = conn.execute(select(step_runs).where(key)).first()
+            if before is None:
+                conn.execute(insert(step_runs).values(run_id=run_id, step_id=step_id, **{"attempts": 0, **values}))
+            else:
+                conn.execute(update(step_runs).where(key).values(**values))
+            if status in FINISHED_STEP_STATUSES and (before is None or before.status != status):
+                after = conn.execute(select(step_runs).where(key)).one()
+                self._append(
+                    conn,
+                    audit_chain.STEP_FINISHED,
+                    {
+                        "step_id": step_id,
+                        "phase": after.phase,
+                        "kind": after.kind,
+                        "status": after.status,
+                        "attempts": after.attempts,
+                        "started_at": None if after.started_at is None else audit_chain.format_at(after.started_at),
+                        "ended_at": None if after.ended_at is None else audit_chain.format_at(after.ended_at),
+                        "output_sha256": _sha256(after.output),
+                        "error": after.error,
+                        "actor": after.actor,
+                        "reason": after.reason,
+                    },
+                    run_id=run_id,
+                    at=self._clock(),
+                )
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in the order they started; steps not started yet come last."""
+        query = (
+            select(step_runs)
+            .where(step_runs.c.run_id == run_id)
+            .order_by(step_runs.c.started_at.is_(None), step_runs.c.started_at, step_runs.c.step_id)
+        )
+        with self._read() as conn:
+            return [_step_record(row) for row in conn.execute(query)]
+
+    def get_step(self, run_id: str, step_id: str) -> StepRecord | None:
+        """One step's state, or ``None`` when it has no record yet."""
+        query = select(step_runs).where(step_runs.c.run_id == run_id, step_runs.c.step_id == step_id)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _step_record(row)
+
+    # -- timeline -------------------------------------------------------------------------------
+
+    def add_mark(self, run_id: str, milestone: str, at: datetime, source: str) -> bool:
+        """Record that a run reached ``milestone`` at ``at``; the first record of it wins.
+
+        Returns:
+            ``True`` when recorded, ``False`` when the run already had that milestone (a resumed
+            run replays its steps' marks, and the original time is the true one).
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+        """
+        at = as_utc(at)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            exists = conn.execute(
+                select(marks.c.milestone).where(marks.c.run_id == run_id, marks.c.milestone == milestone)
+            ).first()
+            if exists is not None:
+                return False
+            conn.execute(insert(marks).values(run_id=run_id, milestone=milestone, at=at, source=source))
+            self._append(
+                conn,
+                audit_chain.MARK_ADDED,
+                {"milestone": milestone, "at": audit_chain.format_at(at), "source": source},
+                run_id=run_id,
+                at=self._clock(),
+            )
+        return True
+
+    def get_marks(self, run_id: str) -> list[MarkRecord]:
+        """A run's milestones in time order."""
+        query = select(marks).where(marks.c.run_id == run_id).order_by(marks.c.at, marks.c.milestone)
+        with self._read() as conn:
+            return [
+                MarkRecord(run_id=row.run_id, milestone=row.milestone, at=row.at, source=row.source)
+                for row in conn.execute(query)
+            ]
+
+    # -- approvals ------------------------------------------------------------------------------
+
+    def record_approval(
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        by: str,
+        decision: str,
+        note: str | None,
+        waited_s: float,
+        at: datetime,
+    ) -> ApprovalRecord:
+        """Record the decision on an ``approve`` step; the first decision is final.
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+            AlreadyDecided: a decision was already recorded for the step (e.g. two people clicked
+                in Slack at once); it names who decided what.
+        """
+        record = ApprovalRecord(
+            run_id=run_id, step_id=step_id, by=by, decision=decision, note=note, waited_s=waited_s, at=as_utc(at)
+        )
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            existing = conn.execute(
+                select(approvals).where(approvals.c.run_id == run_id, approvals.c.step_id == step_id)
+            ).first()
+            if existing is not None:
+                raise AlreadyDecided(run_id, step_id, by=existing.by, decision=existing.decision, at=existing.at)
+            conn.execute(
+                insert(approvals).values(
+                    run_id=run_id, step_id=step_id, by=by, decision=decision, note=note, waited_s=waited_s, at=record.at
+                )
+            )
+            self._append(
+                conn,
+                audit_chain.APPROVAL_RECORDED,
+                {
+                    "step_id": step_id,
+                    "by": by,
+                    "decision": decision,
+                    "note": note,
+                    "waited_s": waited_s,
+                    "at": audit_chain.format_at(record.at),
+                },
+                run_id=run_id,
+                at=self._clock(),
+            )
+        return record
+
+    def get_approval(self, run_id: str, step_id: str) -> ApprovalRecord | None:
+        """The decision recorded for a step, or ``None``."""
+        query = select(approvals).where(approvals.c.run_id == run_id, approvals.c.step_id == step_id)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _approval_record(row)
+
+    # -- readiness checks -----------------------------------------------------------------------
+
+    def record_check(
+        self, *, runbook_id: str, step_id: str, ok: bool, output: str, at: datetime, run_id: str | None = None
+    ) -> None:
+        """Record one readiness step's result; output is cut to 4000 characters.
+
+        Raises:
+            RunNotFound: ``run_id`` is given and no run has exactly that id.
+        """
+        at = as_utc(at)
+        stored_output = truncate_text(output)
+        with self._write() as conn:
+            if run_id is not None:
+                self._require_run(conn, run_id)
+            conn.execute(
+                insert(checks).values(
+                    runbook_id=runbook_id, step_id=step_id, ok=ok, output=stored_output, at=at, run_id=run_id
+                )
+            )
+            self._append(
+                conn,
+                audit_chain.CHECK_RECORDED,
+                {
+                    "runbook_id": runbook_id,
+                    "step_id": step_id,
+                    "ok": ok,
+                    "output_sha256": _sha256(stored_output),
+                    "at": audit_chain.format_at(at),
+                },
+                run_id=run_id,
+                at=self._clock(),
+            )
+
+    def list_checks(self, *, runbook_id: str | None = None) -> list[CheckRecord]:
+        """Readiness results, newest first."""
+        query = select(checks).order_by(checks.c.at.desc(), checks.c.id.desc())
+        if runbook_id is not None:
+            query = query.where(checks.c.runbook_id == runbook_id)
+        with self._read() as conn:
+            return [
+                CheckRecord(
+                    id=row.id,
+                    runbook_id=row.runbook_id,
+                    step_id=row.step_id,
+                    ok=bool(row.ok),
+                    output=row.output,
+                    at=row.at,
+                    run_id=row.run_id,
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def append_audit(
+        self, kind: str, data: dict[str, object], *, run_id: str | None = None, at: datetime | None = None
+    ) -> AuditRecord:
+        """Append an entry to the audit chain on its own (state changes made here append their own).
+
+        Args:
+            kind: what happened, dotted like ``run.created``.
+            data: JSON-able facts; datetimes are written as ISO 8601 text.
+            run_id: the run it concerns, if any.
+            at: when; defaults to the store's clock.
+        """
+        when = self._clock() if at is None else as_utc(at)
+        with self._write() as conn:
+            return self._append(conn, kind, data, run_id=run_id, at=when)
+
+    def verify_audit(self) -> AuditVerification:
+        """Recompute the whole chain and name the first entry that was changed or removed."""
+        with self._read() as conn:
+            rows = conn.execute(select(*_AUDIT_COLUMNS).order_by(audit.c.seq))
+            return audit_chain.verify_chain(tuple(row) for row in rows)
+
+    def export_audit(self, *, run_id: str | None = None) -> list[dict[str, object]]:
+        """Audit entries as JSON-able dicts with their hashes, in chain order.
+
+        With ``run_id``, only that run's entries: each still carries ``prev_hash``, so its own hash
+        can be checked, but the chain as a whole is only checkable from a full export.
+        """
+        query = select(*_AUDIT_COLUMNS).order_by(audit.c.seq)
+        if run_id is not None:
+            query = query.where(audit.c.run_id == run_id)
+        with self._read() as conn:
+            return [audit_chain.to_record(tuple(row)).to_json() for row in conn.execute(query)]
+
+
+def _reason(exc: OperationalError, engine: Engine) -> str:
+    """The driver's first line, with the password scrubbed in case the driver echoed it."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    reason = lines[0]
+    password = engine.url.password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return reason
