@@ -7,7 +7,6 @@ ever receives instances of these models, never raw dicts.
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -33,6 +31,7 @@ Duration = Annotated[
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 RoleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+ParamName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 PhaseName = Literal["prevention", "communication", "response", "recovery"]
 Milestone = Literal[
@@ -237,17 +236,9 @@ class Runbook(Model):
     description: str | None = None
     review: Review | None = None
     targets: Targets = Field(default_factory=Targets)
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    parameters: dict[ParamName, Parameter] = Field(default_factory=dict)
     communication: Communication = Field(default_factory=Communication)
     phases: Phases
-
-    @field_validator("parameters")
-    @classmethod
-    def _parameter_names(cls, value: dict[str, Parameter]) -> dict[str, Parameter]:
-        for name in value:
-            if not re.match(r"^[a-z_][a-z0-9_]*$", name):
-                raise ValueError(f"parameter name '{name}' must match [a-z_][a-z0-9_]* to be usable in templates")
-        return value
 
     def steps(self, *, include_prevention: bool = True) -> list[tuple[str, Step]]:
         """Every (phase, step) in phase and written order."""

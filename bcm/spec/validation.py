@@ -20,6 +20,11 @@ def model_problems(
     for error in exc.errors(include_url=False):
         loc: Path_ = base + tuple(error["loc"])
         kind = error["type"]
+        if loc and loc[-1] == "[key]":
+            # A bad mapping key (e.g. a parameter name): point at the key itself.
+            line, col = source.locate(loc[:-1], key=True)
+            problems.append(Problem(file, line, col, dotted(loc[:-2]), f"key {_message(error)}"))
+            continue
         if kind == "extra_forbidden":
             key = str(loc[-1])
             line, col = source.locate(loc, key=True)
@@ -41,6 +46,14 @@ def model_problems(
     return problems
 
 
+_PATTERN_WORDS = {
+    "^[a-z0-9][a-z0-9-]*$": "use lowercase letters, digits and hyphens",
+    "^[a-z][a-z0-9_]*$": "use lowercase letters, digits and underscores",
+    "^[a-z_][a-z0-9_]*$": "use lowercase letters, digits and underscores",
+    r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$": "write package.module:function",
+}
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     value = error.get("input")
@@ -49,7 +62,8 @@ def _message(error: Any) -> str:
         expected = ctx.get("expected", "").replace("'", "")
         return f"expected {expected}, got {value!r}"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} does not match {ctx.get('pattern')}"
+        pattern = str(ctx.get("pattern"))
+        return f"{value!r} does not match {pattern} ({_PATTERN_WORDS.get(pattern, 'see bcm schema')})"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind in ("string_type", "int_type", "int_parsing", "bool_type", "bool_parsing", "float_type"):

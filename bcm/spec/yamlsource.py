@@ -84,6 +84,9 @@ def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
+            ctx = exc.context_mark
+            what += f" ({exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1})"
         hint = _syntax_hint(text, line)
         problems.append(Problem(file, line, col, "", f"YAML syntax error: {what}{hint}"))
         return None, problems
@@ -122,6 +125,10 @@ def _syntax_hint(text: str, line: int) -> str:
 
 def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Problem], file: str) -> object:
     source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if _is_unquoted_template(node):
+        # `a: {{ x }}` reads as a mapping inside a mapping: report it once, keep going as text.
+        problems.append(_at(file, node, dotted(path), "a value that starts with '{{' must be quoted: \"{{ ... }}\""))
+        return "(unquoted template)"
     if isinstance(node, yaml.MappingNode):
         result: dict[str, object] = {}
         seen: dict[object, int] = {}
@@ -173,8 +180,23 @@ def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Probl
     return _scalar(node)
 
 
+def _is_unquoted_template(node: yaml.Node) -> bool:
+    return (
+        isinstance(node, yaml.MappingNode)
+        and node.flow_style is True
+        and len(node.value) == 1
+        and isinstance(node.value[0][0], yaml.MappingNode)
+        and node.value[0][0].flow_style is True
+    )
+
+
 def _scalar(node: yaml.Node) -> object:
-    return _constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    try:
+        return _constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    except (ValueError, yaml.YAMLError):
+        # e.g. `2026-13-01` is resolved as a timestamp and fails to construct: keep the text so
+        # the model reports it in its own words ("expected a date like ...") with its position.
+        return node.value
 
 
 def _at(file: str, node: yaml.Node, where: str, message: str) -> Problem:
