@@ -58,6 +58,85 @@ def when_expression(text: str) -> str:
     return match.group("expr") if match else text
 
 
+# `{{ name.attr['key'] }}`: the commonest template shape, analysed without Jinja's parser.
+_SIMPLE = re.compile(
+    r"\{\{-?\s*(?P<path>[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*|\s*\[\s*(?:'[^'{}]*'|\"[^\"{}]*\"|\d+)\s*\])*)\s*-?\}\}"
+)
+_SEGMENT = re.compile(r"\.\s*(?P<attr>[A-Za-z_]\w*)|\[\s*(?:'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|(?P<num>\d+))\s*\]")
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What a template refers to: names loaded, keys of params/steps, filters and tests used."""
+
+    names: tuple[tuple[str, int], ...] = ()
+    keys: tuple[tuple[str, str, int], ...] = ()  # (params|steps, key, line)
+    filters: tuple[tuple[str, int], ...] = ()
+    tests: tuple[tuple[str, int], ...] = ()
+    syntax_error: TemplateIssue | None = None
+
+
+def _simple_facts(source: str) -> _Facts | None:
+    names: list[tuple[str, int]] = []
+    keys: list[tuple[str, str, int]] = []
+    for match in _SIMPLE.finditer(source):
+        line = source.count("\n", 0, match.start()) + 1
+        path = match.group("path")
+        head = re.match(r"[A-Za-z_]\w*", path)
+        assert head is not None
+        name = head.group(0)
+        names.append((name, line))
+        first = _SEGMENT.match(path, head.end())
+        if name in ("params", "steps") and first is not None:
+            key = first.group("attr") or first.group("sq") or first.group("dq")
+            if key is not None:
+                keys.append((name, key, line))
+    rest = _SIMPLE.sub("", source)
+    if "{{" in rest or "{%" in rest or "{#" in rest or "}}" in rest:
+        return None
+    return _Facts(names=tuple(names), keys=tuple(keys))
+
+
+@lru_cache(maxsize=8192)
+def _facts(source: str, expression: bool) -> _Facts:
+    if not expression:
+        simple = _simple_facts(source)
+        if simple is not None:
+            return simple
+    try:
+        tree = ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        what = "not a valid expression" if expression else "template syntax error"
+        return _Facts(syntax_error=TemplateIssue(exc.lineno or 1, f"{what}: {exc.message}"))
+    names: list[tuple[str, int]] = []
+    assigned: set[str] = set()
+    keys: list[tuple[str, str, int]] = []
+    filters: list[tuple[str, int]] = []
+    tests: list[tuple[str, int]] = []
+    for node in tree.find_all(nodes.Node):  # one walk, every node
+        if isinstance(node, nodes.Name):
+            if node.ctx in ("store", "param"):
+                assigned.add(node.name)
+            else:
+                names.append((node.name, node.lineno))
+        elif isinstance(node, nodes.Getattr | nodes.Getitem):
+            target = node.node
+            if isinstance(target, nodes.Name) and target.name in ("params", "steps"):
+                key = _static_key(node)
+                if key is not None:
+                    keys.append((target.name, key, node.lineno))
+        elif isinstance(node, nodes.Filter):
+            filters.append((node.name, node.lineno))
+        elif isinstance(node, nodes.Test):
+            tests.append((node.name, node.lineno))
+    return _Facts(
+        names=tuple((n, line) for n, line in names if n not in assigned),
+        keys=tuple(keys),
+        filters=tuple(filters),
+        tests=tuple(tests),
+    )
+
+
 def check_template(
     text: str, *, params: frozenset[str], steps: frozenset[str], expression: bool = False
 ) -> list[TemplateIssue]:
@@ -72,46 +151,31 @@ def check_template(
     Returns:
         Every problem found; empty when the template is fine.
     """
-    source = "{{ " + when_expression(text) + " }}" if expression else text
     if not expression and not is_template(text):
         return []
-    try:
-        tree = ENV.parse(source)
-    except TemplateSyntaxError as exc:
-        what = "not a valid expression" if expression else "template syntax error"
-        return [TemplateIssue(exc.lineno or 1, f"{what}: {exc.message}")]
+    source = "{{ " + when_expression(text) + " }}" if expression else text
+    facts = _facts(source, expression)
+    if facts.syntax_error is not None:
+        return [facts.syntax_error]
     issues: list[TemplateIssue] = []
-    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    for name in tree.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in CONTEXT_NAMES and name.name not in assigned:
-            issues.append(
-                TemplateIssue(
-                    name.lineno,
-                    f"unknown name '{name.name}' in template (known: {', '.join(sorted(CONTEXT_NAMES))})",
-                )
-            )
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
-        if not isinstance(target, nodes.Name) or target.name not in ("params", "steps"):
+    for name, line in facts.names:
+        if name not in CONTEXT_NAMES:
+            known = ", ".join(sorted(CONTEXT_NAMES))
+            issues.append(TemplateIssue(line, f"unknown name '{name}' in template (known: {known})"))
+    for target, key, line in facts.keys:
+        known_keys = params if target == "params" else steps
+        if key in known_keys:
             continue
-        key = _static_key(node)
-        if key is None:
-            continue
-        known = params if target.name == "params" else steps
-        if key not in known:
-            hint = _nearest(key, known)
-            listing = ", ".join(sorted(known)) or "none"
-            if target.name == "params":
-                message = f"parameter '{key}' is used but not declared under 'parameters'{hint}"
-            else:
-                message = f"no step '{key}' in this runbook{hint} (steps: {listing})"
-            issues.append(TemplateIssue(node.lineno, message))
-    for node in tree.find_all(nodes.Filter):
-        if node.name not in ENV.filters:
-            issues.append(TemplateIssue(node.lineno, f"unknown filter '{node.name}'"))
-    for node in tree.find_all(nodes.Test):
-        if node.name not in ENV.tests:
-            issues.append(TemplateIssue(node.lineno, f"unknown test '{node.name}'"))
+        hint = _nearest(key, known_keys)
+        if target == "params":
+            message = f"parameter '{key}' is used but not declared under 'parameters'{hint}"
+        else:
+            message = f"no step '{key}' in this runbook{hint} (steps: {', '.join(sorted(known_keys)) or 'none'})"
+        issues.append(TemplateIssue(line, message))
+    issues += [
+        TemplateIssue(line, f"unknown filter '{name}'") for name, line in facts.filters if name not in ENV.filters
+    ]
+    issues += [TemplateIssue(line, f"unknown test '{name}'") for name, line in facts.tests if name not in ENV.tests]
     return issues
 
 

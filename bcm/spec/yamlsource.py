@@ -190,9 +190,14 @@ def _is_unquoted_template(node: yaml.Node) -> bool:
     )
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.Node) -> object:
+    if node.tag == _STR_TAG:  # most scalars: skip the constructor's dispatch
+        return node.value
     try:
-        return _constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        return _constructor.construct_object(node, deep=True)
     except (ValueError, yaml.YAMLError):
         # e.g. `2026-13-01` is resolved as a timestamp and fails to construct: keep the text so
         # the model reports it in its own words ("expected a date like ...") with its position.

@@ -813,8 +813,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         # Read the whole body even when the answer is to drop the connection: closing a socket
         # with unread data makes the kernel send RST, and the client should see a clean close.
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if url.path.startswith(_API_PREFIX):
                 method = url.path.removeprefix(_API_PREFIX)
                 try:
@@ -826,9 +826,13 @@ class _Handler(BaseHTTPRequestHandler):
                     params.pop("token", None)
                     reply = standin._handle_api(method, params, token)
             elif url.path.startswith(_CONTROL_PREFIX):
-                body = json.loads(raw) if raw else None
                 query = dict(parse_qsl(url.query, keep_blank_values=True))
-                reply = standin._handle_control(verb, url.path.removeprefix(_CONTROL_PREFIX), query, body)
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    reply = _Reply(400, {"ok": False, "error": "the body is not JSON"})
+                else:
+                    reply = standin._handle_control(verb, url.path.removeprefix(_CONTROL_PREFIX), query, body)
             else:
                 reply = _Reply(404, {"ok": False, "error": "not_found"})
         except Exception as exc:  # a bug in the stand-in: say so loudly rather than hang the client

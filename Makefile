@@ -1,0 +1,45 @@
+# The README names these targets; .ci/run calls `make test` on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+
+.PHONY: setup demo test lint typecheck unit bench schema clean
+
+# Install exactly the tested versions (constraints.txt) into a local virtualenv.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on embedded defaults: validate the library, list it, then run a runbook end to end.
+demo: $(STAMP)
+	$(BIN)/bcm validate
+	$(BIN)/bcm list
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/validate.py
+
+schema: $(STAMP)
+	$(BIN)/bcm schema > runbooks/runbook.schema.json
+
+clean:
+	rm -rf $(VENV) .bcm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m bcm`` runs the ``bcm`` command."""
+
+from bcm.cli import main
+
+main()
