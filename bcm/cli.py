@@ -7,9 +7,11 @@ Prefect is imported lazily by the commands that run flows, so ``validate``/``lis
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -161,8 +163,281 @@ def show_cmd(
     out.print(tree)
 
 
+# --------------------------------------------------------------------------- running
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"-p {pair}: write parameters as key=value, e.g. -p site=lon-dc1")
+        given[key.strip()] = value
+    return given
+
+
+def _prefect_environment() -> None:
+    """Quiet, offline Prefect for command-line runs (read before Prefect is imported)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+def _run_flow(call: Any) -> Any:
+    """Run a flow call with Prefect's heartbeat off (it costs ~1 s a call and nothing here uses it)."""
+    _prefect_environment()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return call()
+
+
+def _print_run(store: Any, run_ref: str, *, json_out: bool) -> str:
+    from bcm.engine.status import run_document
+
+    doc = run_document(store, store.get_run(run_ref))
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return str(doc["run"]["status"])
+    run = doc["run"]
+    colour = {"succeeded": "green", "failed": "red", "waiting": "yellow"}.get(run["status"], "cyan")
+    took = format_duration(timedelta(seconds=run["duration_s"])) if run["duration_s"] is not None else "-"
+    out.print(
+        f"[bold]{run['title']}[/] ({run['runbook']}) run [bold]{run['short_id']}[/] — {run['mode']} — "
+        f"[{colour}]{run['status']}[/] — {took}"
+    )
+    if run["error"]:
+        out.print(f"[red]{run['error']}[/]", markup=True)
+    table = Table(title="Steps")
+    for column in ("phase", "step", "kind", "status", "attempts", "started (UTC)", "took", "by / why"):
+        table.add_column(column)
+    for step in doc["steps"]:
+        took_s = step["duration_s"]
+        table.add_row(
+            step["phase"],
+            step["id"],
+            step["kind"],
+            step["status"],
+            str(step["attempts"]),
+            (step["started_at"] or "-")[11:19],
+            format_duration(timedelta(seconds=took_s)) if took_s is not None else "-",
+            (step["actor"] or step["error"] or step["reason"] or "").replace("[", r"\["),
+        )
+    out.print(table)
+    timeline = Table(title="Timeline")
+    timeline.add_column("milestone")
+    timeline.add_column("at (UTC)")
+    timeline.add_column("source")
+    for mark in doc["milestones"]:
+        timeline.add_row(mark["milestone"], mark["at"][:19].replace("T", " "), mark["source"])
+    out.print(timeline)
+    for step_id in doc["waiting_on"]:
+        out.print(f"[yellow]waiting on {step_id}[/]: bcm approve {run['short_id']} {step_id} --by YOU [--reject]")
+    return str(run["status"])
+
+
+def _dry_run(loaded: Any, catalog: Any, values: dict[str, object], mode: str, who: str) -> None:
+    from bcm.engine.context import RunContext, RunInfo, StepState
+    from bcm.engine.plan import Plan
+    from bcm.spec.summary import describe_step
+    from bcm.templates import TemplateRenderError, render
+
+    plan = Plan.build(loaded.runbook)
+    ctx = RunContext(
+        loaded=loaded,
+        catalog=catalog,
+        run=RunInfo(id="dryrun00" + "0" * 24, mode=mode, started_at=clock.now(), triggered_by=who),
+        params=values,
+        steps={p.id: StepState() for p in plan.steps},
+    )
+    out.print(f"[bold]Dry run of {loaded.runbook.id}[/] ({mode}): nothing is executed")
+    for number, wave in enumerate(plan.waves(), start=1):
+        out.print(f"[bold cyan]wave {number}[/] (these start together)")
+        for step_id in wave:
+            planned = plan.get(step_id)
+            step = planned.step
+            try:
+                text = render(describe_step(step), ctx.template_context())
+                if step.person_prompt:
+                    text += ": " + render(step.person_prompt, ctx.template_context())
+                if step.notify:
+                    text += ": " + render(step.notify.message, ctx.template_context()).strip()
+            except TemplateRenderError:
+                text = describe_step(step) + " (rendered at run time: uses step outputs)"
+            extra = []
+            if mode == "exercise":
+                extra.append(f"exercise: {step.exercise_behaviour}")
+            if step.when:
+                extra.append(f"when {step.when}")
+            if step.marks:
+                extra.append(f"marks {step.marks}")
+            suffix = f"  [{'; '.join(extra)}]" if extra else ""
+            out.print(f"  {planned.phase}/{step_id}: {text}{suffix}", markup=False)
+
+
+@app.command("run")
+def run_cmd(
+    runbook: Annotated[str, typer.Argument(help="A runbook id from the library or a path to a YAML file.")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")] = None,
+    mode: Annotated[str, typer.Option(help="real or exercise.")] = "real",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan with rendered templates.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Who triggers the run (default: $USER).")] = None,
+) -> None:
+    """Run a runbook: a Prefect flow run whose steps are tasks; prints the timeline."""
+    from bcm.engine.runner import new_run_id
+    from bcm.spec.params import resolve_parameters
+
+    if mode not in ("real", "exercise"):
+        fail(f"--mode {mode}: use real or exercise")
+    if auto_approve and mode != "exercise":
+        fail("--auto-approve is only for exercise mode: in a real disruption people approve")
+    settings = load_settings()
+    loaded, catalog = load_one(runbook, library_root=settings.runbooks)
+    given = _parse_params(param or [])
+    values, problems = resolve_parameters(loaded.runbook, given)
+    if problems:
+        fail("\n".join(f"{display_path(loaded.path)}: {p}" for p in problems))
+    who = by or os.environ.get("USER") or "unknown"
+    if dry_run:
+        _dry_run(loaded, catalog, values, mode, who)
+        return
+    run_id = new_run_id()
+    if not json_out:
+        err.print(f"run {run_id[:8]} of {loaded.runbook.id} ({mode}) starting; `bcm status {run_id[:8]}` shows it")
+    from flows.runbook import run_runbook
+
+    _run_flow(
+        lambda: run_runbook(
+            runbook=str(loaded.path),
+            parameters=given,
+            mode=mode,
+            triggered_by=who,
+            auto_approve=auto_approve,
+            run_id=run_id,
+            return_state=True,
+        )
+    )
+    from bcm.store import Store
+
+    with Store.open(settings.database_url) as store:
+        status = _print_run(store, run_id, json_out=json_out)
+    raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+@app.command("resume")
+def resume_cmd(
+    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Continue an interrupted run; finished steps are not repeated."""
+    from bcm.store import Store
+
+    settings = load_settings()
+    with Store.open(settings.database_url) as store:
+        record = store.get_run(run)
+    if record.status == "succeeded":
+        fail(f"run {record.short_id} finished already ({record.status}): nothing to resume")
+    if auto_approve and record.mode != "exercise":
+        fail("--auto-approve is only for exercise mode: in a real disruption people approve")
+    from flows.runbook import run_runbook
+
+    if not json_out:
+        err.print(f"resuming run {record.short_id} of {record.runbook_id} (was {record.status})")
+    _run_flow(
+        lambda: run_runbook(
+            runbook=record.runbook_path,
+            mode=record.mode,
+            triggered_by=record.triggered_by,
+            auto_approve=auto_approve,
+            run_id=record.id,
+            resume=True,
+            return_state=True,
+        )
+    )
+    with Store.open(settings.database_url) as store:
+        status = _print_run(store, record.id, json_out=json_out)
+    raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+@app.command("status")
+def status_cmd(
+    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Where a run stands: steps with status and durations, milestones, what it waits on."""
+    from bcm.store import Store
+
+    with Store.open(load_settings().database_url) as store:
+        _print_run(store, run, json_out=json_out)
+
+
+@app.command("approve")
+def approve_cmd(
+    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
+    step: Annotated[str, typer.Argument(help="The approve or manual step.")],
+    by: Annotated[str, typer.Option("--by", help="Who decides: name, Slack user id or email.")],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject (or, for manual steps: could not do it).")] = False,
+    note: Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")] = None,
+) -> None:
+    """Approve or reject a step the run waits on (only a holder of the step's role may)."""
+    from bcm.engine.approvals import decide
+    from bcm.engine.runner import Decision
+    from bcm.store import Store
+
+    settings = load_settings()
+    with Store.open(settings.database_url) as store:
+        record, _, approval = decide(
+            store, run, step, who=by, approve=not reject, note=note, library_root=settings.runbooks
+        )
+    out.print(f"{approval.decision} by {approval.by}: run {record.short_id} step {step}", markup=False)
+    if record.flow_run_id is None:
+        return
+    _prefect_environment()
+    from flows.runbook import deliver_decision
+
+    decision = Decision(approved=not reject, by=approval.by, note=note)
+    if not deliver_decision(record.flow_run_id, decision):
+        err.print(
+            f"run {record.short_id} is not running any more; the decision is recorded: "
+            f"`bcm resume {record.short_id}` continues the run with it"
+        )
+
+
+@app.command("check")
+def check_cmd(
+    runbooks: Annotated[list[str] | None, typer.Argument(help="Runbook ids or paths (default: all).")] = None,
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Run prevention (readiness) steps and record pass/fail."""
+    settings = load_settings()
+    refs = [str(load_one(ref, library_root=settings.runbooks)[0].path) for ref in runbooks or []]
+    given = _parse_params(param or [])
+    from flows.readiness import readiness_checks
+
+    results = _run_flow(lambda: readiness_checks(runbooks=refs or None, parameters=given))
+    failed = [r for r in results if not r["ok"]]
+    if json_out:
+        sys.stdout.write(json.dumps({"ready": not failed, "checks": results}, indent=2) + "\n")
+    else:
+        table = Table(title="Readiness checks")
+        for column in ("runbook", "check", "result", "detail"):
+            table.add_column(column)
+        for r in results:
+            verdict = "[green]ready[/]" if r["ok"] else f"[red]{r['status']}[/]"
+            table.add_row(r["runbook"], r["step"], verdict, str(r["detail"]).replace("[", r"\["))
+        out.print(table)
+        out.print(f"{len(results) - len(failed)} of {len(results)} checks ready")
+    raise typer.Exit(1 if failed else 0)
+
+
 def main() -> None:
     """Entry point of the ``bcm`` console script."""
+    _prefect_environment()
     try:
         app()
     except SpecError as exc:

@@ -147,6 +147,27 @@ class Step(Model):
         return "simulate" if self.kind in ("run", "http", "call") else "run"
 
     @property
+    def person_role(self) -> str | None:
+        """The role that must answer an approve or manual step; None for automated steps."""
+        if self.approve is not None:
+            return self.approve.by
+        return self.manual.by if self.manual is not None else None
+
+    @property
+    def person_prompt(self) -> str:
+        """The question (approve) or instructions (manual) put to the person."""
+        if self.approve is not None:
+            return self.approve.prompt
+        return self.manual.instructions if self.manual is not None else ""
+
+    @property
+    def person_timeout(self) -> timedelta | None:
+        """How long an approve or manual step waits for its person."""
+        if self.approve is not None:
+            return self.approve.timeout
+        return self.manual.timeout if self.manual is not None else None
+
+    @property
     def label(self) -> str:
         """The title, or the id when there is none."""
         return self.title or self.id

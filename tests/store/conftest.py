@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,28 +9,9 @@ from pathlib import Path
 import pytest
 
 from bcm.store import RunRecord, Store
-from bcm.testing.db import postgres_available, temporary_postgres_url
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 """The fixed time the store's clock returns in these tests."""
-
-
-@functools.cache
-def _postgres_skip_reason() -> str | None:
-    return postgres_available()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'bcm.db'}"
-        return
-    reason = _postgres_skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with temporary_postgres_url() as url:
-        yield url
 
 
 @pytest.fixture
