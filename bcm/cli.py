@@ -450,6 +450,16 @@ def main() -> None:
     except BcmError as exc:
         err.print(str(exc), markup=False)
         sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted: `bcm resume RUN` continues a run where it stopped")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("BCM_DEBUG"):
+            raise
+        err.print(
+            f"bcm: unexpected error: {type(exc).__name__}: {exc} (set BCM_DEBUG=1 for the traceback)", markup=False
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,9 +53,13 @@ def synthetic_runbook(n: int, steps: int) -> str:
                 lines.append(f'      run: [echo, "step {index}", "{{{{ params.level_{n} }}}}"]')
                 lines.append("      retries: 2")
             elif kind == 2:
-                lines.append(f'      approve: {{by: incident_commander, prompt: "Proceed with {index}?", timeout: 30m}}')
+                lines.append(
+                    f'      approve: {{by: incident_commander, prompt: "Proceed with {index}?", timeout: 30m}}'
+                )
             elif kind == 3:
-                lines.append(f'      http: {{method: POST, url: "https://lb{n}.example.net/{index}", expect_status: [200]}}')
+                lines.append(
+                    f'      http: {{method: POST, url: "https://lb{n}.example.net/{index}", expect_status: [200]}}'
+                )
                 lines.append(f"      when: \"{{{{ steps['step-{index - 1}'].status == 'succeeded' }}}}\"")
             else:
                 lines.append("      wait: 1s")

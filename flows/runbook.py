@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_client, task

@@ -109,7 +109,7 @@ def test_show_mermaid_draws_the_step_graph() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "flowchart TD"
     assert "  subgraph recovery" in lines
-    assert '  s_confirm -- "when steps[\'confirm\'].output.approved" --> s_failover' in lines
+    assert "  s_confirm -- \"when steps['confirm'].output.approved\" --> s_failover" in lines
     assert "  s_failover --> s_verify" in lines
 
 

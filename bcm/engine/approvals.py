@@ -6,12 +6,12 @@ from pathlib import Path
 
 from bcm import clock
 from bcm.clock import Clock
-from bcm.spec import BcmError, load_one
+from bcm.spec import InputError, load_one
 from bcm.spec.models import Step
 from bcm.store import AlreadyDecided, ApprovalRecord, RunRecord, Store
 
 
-class ApprovalRefused(BcmError):
+class ApprovalRefused(InputError):
     """The decision cannot be taken: wrong person, not waiting, already decided."""
 
 

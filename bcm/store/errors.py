@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bcm.spec.problems import BcmError, InputError
 
-class StoreError(Exception):
+
+class StoreError(BcmError):
     """Base class of every error the store raises."""
 
 
@@ -50,7 +52,7 @@ class IncompatibleSchema(StoreError):
         )
 
 
-class RunNotFound(StoreError):
+class RunNotFound(StoreError, InputError):
     """No run has the given id, and no run id starts with it."""
 
     def __init__(self, ref: str) -> None:
@@ -61,7 +63,7 @@ class RunNotFound(StoreError):
         )
 
 
-class AmbiguousRun(StoreError):
+class AmbiguousRun(StoreError, InputError):
     """An id prefix matches more than one run.
 
     Attributes:

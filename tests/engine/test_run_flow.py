@@ -108,7 +108,7 @@ def test_bad_parameters_refuse_to_start(bcm_env: BcmEnv) -> None:
     """Missing or mistyped parameters stop the flow before any step runs, naming each problem."""
     from bcm.spec import InputError
 
-    state, run_id = bcm_env.run(engine_runbook("failures"), parameters={"flaky_until": "soon"})
+    state, _ = bcm_env.run(engine_runbook("failures"), parameters={"flaky_until": "soon"})
     assert state.is_failed()
     with pytest.raises(InputError) as info:
         state.result()

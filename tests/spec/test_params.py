@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bcm.spec import load_runbook, load_catalog
+from bcm.spec import load_catalog, load_runbook
 from bcm.spec.params import resolve_parameters
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
