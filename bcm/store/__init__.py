@@ -18,6 +18,7 @@ from bcm.store.records import (
     AuditVerification,
     CheckRecord,
     MarkRecord,
+    OutboxRecord,
     RunRecord,
     StepRecord,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "CheckRecord",
     "IncompatibleSchema",
     "MarkRecord",
+    "OutboxRecord",
     "RunNotFound",
     "RunRecord",
     "StepRecord",

@@ -26,6 +26,8 @@ STEP_FINISHED = "step.finished"
 APPROVAL_RECORDED = "approval.recorded"
 MARK_ADDED = "mark.added"
 CHECK_RECORDED = "check.recorded"
+MESSAGE_SENT = "message.sent"
+MESSAGE_FAILED = "message.failed"
 
 
 def format_at(at: datetime) -> str:

@@ -163,7 +163,34 @@ def _0001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _0001_initial),)
+def _0002_outbox(conn: Connection) -> None:
+    """The durable outbox: every stakeholder message is stored before it is sent."""
+    md = MetaData()
+    Table(
+        "outbox",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("key", Text, nullable=False),
+        Column("run_id", Text, nullable=True),
+        Column("kind", Text, nullable=False),
+        Column("payload", json_type(), nullable=False),
+        Column("status", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("last_error", Text, nullable=True),
+        Column("result", json_type(), nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("delivered_at", UTCDateTime, nullable=True),
+        UniqueConstraint("key", name="uq_outbox_key"),
+        Index("ix_outbox_status_id", "status", "id"),
+        Index("ix_outbox_run_id", "run_id"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _0001_initial),
+    Migration(2, "outbox", _0002_outbox),
+)
 
 
 def _check_history(migrations: Sequence[Migration]) -> None:

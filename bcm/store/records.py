@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,25 @@ class AuditVerification:
     first_broken_seq: int | None
     reason: str | None
     head_hash: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """A stakeholder message in the outbox.
+
+    ``status`` is ``pending`` (not yet delivered; ``attempts`` and ``last_error`` say why),
+    ``delivered`` (``result`` holds what the service answered, e.g. channel and ts) or ``failed``
+    (a permanent error: it will not be retried).
+    """
+
+    id: int
+    key: str
+    run_id: str | None
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    last_error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -114,3 +114,24 @@ audit = Table(
     Column("hash", Text, nullable=False),
     Index("ix_audit_run_id", "run_id"),
 )
+
+# Messages are stored here before they are sent, so none is lost when Slack is down and none is
+# sent twice when a step is retried or a run resumed (the key is unique).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False),
+    Column("run_id", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", json_type(), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("result", json_type(), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("key", name="uq_outbox_key"),
+    Index("ix_outbox_status_id", "status", "id"),
+    Index("ix_outbox_run_id", "run_id"),
+)

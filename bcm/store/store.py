@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bcm.clock import Clock, as_utc, now
 from bcm.store import audit as audit_chain
@@ -32,10 +32,11 @@ from bcm.store.records import (
     AuditVerification,
     CheckRecord,
     MarkRecord,
+    OutboxRecord,
     RunRecord,
     StepRecord,
 )
-from bcm.store.schema import approvals, audit, checks, marks, runs, step_runs
+from bcm.store.schema import approvals, audit, checks, marks, outbox, runs, step_runs
 from bcm.store.types import canonical_json, to_stored_json, truncate_text
 
 RUN_MODES = frozenset({"real", "exercise", "dry-run"})
@@ -86,6 +87,22 @@ def _step_record(row: Row[Any]) -> StepRecord:
         error=row.error,
         actor=row.actor,
         reason=row.reason,
+    )
+
+
+def _outbox_record(row: Row[Any]) -> OutboxRecord:
+    return OutboxRecord(
+        id=row.id,
+        key=row.key,
+        run_id=row.run_id,
+        kind=row.kind,
+        payload=row.payload if isinstance(row.payload, dict) else json.loads(row.payload),
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        result=(row.result if isinstance(row.result, dict) or row.result is None else json.loads(row.result)),
+        created_at=row.created_at,
+        delivered_at=_optional_utc(row.delivered_at),
     )
 
 
@@ -633,6 +650,101 @@ class Store:
                 )
                 for row in conn.execute(query)
             ]
+
+    # -- outbox ---------------------------------------------------------------------------------
+
+    def enqueue_message(
+        self, key: str, *, kind: str, payload: dict[str, Any], run_id: str | None = None, at: datetime | None = None
+    ) -> tuple[OutboxRecord, bool]:
+        """Store a message to send, once per ``key``.
+
+        Returns:
+            The outbox row and True when it was new (False: the key was there, nothing changed).
+        """
+        created = as_utc(at) if at is not None else self._clock()
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    insert(outbox).values(
+                        key=key,
+                        run_id=run_id,
+                        kind=kind,
+                        payload=to_stored_json(payload),
+                        status="pending",
+                        attempts=0,
+                        created_at=created,
+                    )
+                )
+            new = True
+        except IntegrityError:
+            new = False
+        found = self.get_message(key)
+        assert found is not None
+        return found, new
+
+    def get_message(self, key: str) -> OutboxRecord | None:
+        """The outbox row with ``key``, if any."""
+        with self._read() as conn:
+            row = conn.execute(select(outbox).where(outbox.c.key == key)).first()
+        return None if row is None else _outbox_record(row)
+
+    def list_messages(
+        self, *, status: str | None = None, run_id: str | None = None, limit: int | None = None
+    ) -> list[OutboxRecord]:
+        """Outbox rows in the order they were queued (the order they must be delivered in)."""
+        query = select(outbox).order_by(outbox.c.id)
+        if status is not None:
+            query = query.where(outbox.c.status == status)
+        if run_id is not None:
+            query = query.where(outbox.c.run_id == run_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_outbox_record(row) for row in conn.execute(query)]
+
+    def mark_message_delivered(self, key: str, *, result: dict[str, Any], at: datetime | None = None) -> None:
+        """Record that the message ``key`` was delivered (audited as message.sent)."""
+        when = as_utc(at) if at is not None else self._clock()
+        with self._write() as conn:
+            row = conn.execute(select(outbox).where(outbox.c.key == key)).first()
+            if row is None or row.status == "delivered":
+                return
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.key == key)
+                .values(status="delivered", attempts=row.attempts + 1, result=to_stored_json(result), delivered_at=when)
+            )
+            self._append(
+                conn,
+                audit_chain.MESSAGE_SENT,
+                {"key": key, "kind": row.kind, "result": result, "at": audit_chain.format_at(when)},
+                run_id=row.run_id,
+                at=self._clock(),
+            )
+
+    def mark_message_attempt(self, key: str, *, error: str, permanent: bool) -> None:
+        """Record a failed delivery attempt; a permanent one is not retried (audited as message.failed)."""
+        with self._write() as conn:
+            row = conn.execute(select(outbox).where(outbox.c.key == key)).first()
+            if row is None or row.status != "pending":
+                return
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.key == key)
+                .values(
+                    status="failed" if permanent else "pending",
+                    attempts=row.attempts + 1,
+                    last_error=truncate_text(error),
+                )
+            )
+            if permanent:
+                self._append(
+                    conn,
+                    audit_chain.MESSAGE_FAILED,
+                    {"key": key, "kind": row.kind, "error": truncate_text(error)},
+                    run_id=row.run_id,
+                    at=self._clock(),
+                )
 
     # -- audit ----------------------------------------------------------------------------------
 

@@ -25,23 +25,28 @@ def _versions(url: str) -> list[tuple[int, str, datetime]]:
         engine.dispose()
 
 
-def _add_outbox(conn: Connection) -> None:
-    Table("outbox", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
+N = len(MIGRATIONS)
+HISTORY = [(m.version, m.name, APPLIED) for m in MIGRATIONS]
+
+
+def _add_findings(conn: Connection) -> None:
+    Table("findings", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
 
 
 def _fail_halfway(conn: Connection) -> None:
     Table("half_built", MetaData(), Column("id", Integer, primary_key=True)).create(conn)
-    raise RuntimeError("migration 2 failed")
+    raise RuntimeError(f"migration {N + 1} failed")
 
 
 def test_fresh_database_gets_every_migration(db_url: str) -> None:
     """Migrating an empty database applies every migration and records each with its name and time."""
     engine = create_store_engine(db_url)
     try:
-        assert migrate(engine, clock=lambda: APPLIED) == [1]
+        assert migrate(engine, clock=lambda: APPLIED) == list(range(1, N + 1))
     finally:
         engine.dispose()
-    assert _versions(db_url) == [(1, "initial schema", APPLIED)]
+    assert _versions(db_url) == HISTORY
+    assert HISTORY[:2] == [(1, "initial schema", APPLIED), (2, "outbox", APPLIED)]
 
 
 def test_reopening_an_up_to_date_database_applies_nothing(db_url: str) -> None:
@@ -53,7 +58,7 @@ def test_reopening_an_up_to_date_database_applies_nothing(db_url: str) -> None:
     finally:
         engine.dispose()
     Store.open(db_url).close()
-    assert _versions(db_url) == [(1, "initial schema", APPLIED)]
+    assert _versions(db_url) == HISTORY
 
 
 def test_appended_migration_is_the_only_one_applied(db_url: str) -> None:
@@ -61,13 +66,13 @@ def test_appended_migration_is_the_only_one_applied(db_url: str) -> None:
     engine = create_store_engine(db_url)
     try:
         migrate(engine, clock=lambda: APPLIED)
-        history = [*MIGRATIONS, Migration(2, "outbox", _add_outbox)]
-        assert migrate(engine, migrations=history, clock=lambda: APPLIED) == [2]
+        history = [*MIGRATIONS, Migration(N + 1, "findings", _add_findings)]
+        assert migrate(engine, migrations=history, clock=lambda: APPLIED) == [N + 1]
         assert migrate(engine, migrations=history) == []
-        assert inspect(engine).has_table("outbox")
+        assert inspect(engine).has_table("findings")
     finally:
         engine.dispose()
-    assert _versions(db_url) == [(1, "initial schema", APPLIED), (2, "outbox", APPLIED)]
+    assert _versions(db_url) == [*HISTORY, (N + 1, "findings", APPLIED)]
 
 
 def test_failing_migration_leaves_no_trace(db_url: str) -> None:
@@ -75,25 +80,26 @@ def test_failing_migration_leaves_no_trace(db_url: str) -> None:
     engine = create_store_engine(db_url)
     try:
         migrate(engine, clock=lambda: APPLIED)
-        with pytest.raises(RuntimeError, match=r"^migration 2 failed$"):
-            migrate(engine, migrations=[*MIGRATIONS, Migration(2, "broken", _fail_halfway)])
+        with pytest.raises(RuntimeError, match=rf"^migration {N + 1} failed$"):
+            migrate(engine, migrations=[*MIGRATIONS, Migration(N + 1, "broken", _fail_halfway)])
         assert not inspect(engine).has_table("half_built")
     finally:
         engine.dispose()
-    assert _versions(db_url) == [(1, "initial schema", APPLIED)]
+    assert _versions(db_url) == HISTORY
 
 
 def test_database_from_a_newer_bcm_is_refused(db_url: str) -> None:
     """Opening a database migrated past the versions this bcm knows raises IncompatibleSchema."""
     engine = create_store_engine(db_url)
     try:
-        migrate(engine, migrations=[*MIGRATIONS, Migration(2, "outbox", _add_outbox)])
+        migrate(engine, migrations=[*MIGRATIONS, Migration(N + 1, "findings", _add_findings)])
         with pytest.raises(IncompatibleSchema) as caught:
             migrate(engine)
     finally:
         engine.dispose()
     assert str(caught.value) == (
-        "the store's schema is at version 2 but this bcm knows versions up to 1: upgrade bcm before using this database"
+        f"the store's schema is at version {N + 1} but this bcm knows versions up to {N}: "
+        "upgrade bcm before using this database"
     )
 
 
@@ -102,7 +108,7 @@ def test_history_must_be_numbered_without_gaps() -> None:
     engine = create_store_engine("sqlite://")
     try:
         with pytest.raises(ValueError, match=r"^migration versions must be 1, 2, 3, \.\.\. in order, got \[1, 3\]$"):
-            migrate(engine, migrations=[*MIGRATIONS, Migration(3, "outbox", _add_outbox)])
+            migrate(engine, migrations=[MIGRATIONS[0], Migration(3, "findings", _add_findings)])
     finally:
         engine.dispose()
 
