@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# The main job on embedded defaults: validate the library, list it, then run a runbook end to end.
+# The main job on embedded defaults (Prefect's embedded server, SQLite in .bcm/, the transcript
+# instead of Slack): validate the library, list it, then run a runbook end to end as an exercise.
 demo: $(STAMP)
 	$(BIN)/bcm validate
 	$(BIN)/bcm list
+	$(BIN)/bcm run dc-power-loss --mode exercise --auto-approve -p site=lon-dc1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,6 +39,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
+	$(BIN)/python benchmarks/engine.py
 
 schema: $(STAMP)
 	$(BIN)/bcm schema > runbooks/runbook.schema.json
