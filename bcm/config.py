@@ -17,6 +17,8 @@ class Settings:
     slack_bot_token: str | None
     slack_signing_secret: str | None
     slack_api_url: str | None
+    slack_exercise_channel: str
+    slack_incidents_channel: str
 
     @property
     def transcript_path(self) -> Path:
@@ -36,4 +38,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
         slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
         slack_api_url=env.get("BCM_SLACK_API_URL") or None,
+        slack_exercise_channel=env.get("BCM_SLACK_EXERCISE_CHANNEL") or "bcm-exercises",
+        slack_incidents_channel=env.get("BCM_SLACK_INCIDENTS_CHANNEL") or "bcm-incidents",
     )

@@ -21,7 +21,11 @@ def check_runbook(runbook: str, given: dict[str, str]) -> list[dict[str, Any]]:
     loaded, catalog = load_one(runbook, library_root=settings.runbooks)
     with Store.open(settings.database_url) as store:
         results = run_checks(
-            loaded, catalog, check_parameters(loaded, given), store=store, notifier=make_notifier(settings)
+            loaded,
+            catalog,
+            check_parameters(loaded, given),
+            store=store,
+            notifier=make_notifier(settings, store, catalog),
         )
     return [r.as_dict() for r in results]
 

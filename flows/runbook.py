@@ -32,6 +32,7 @@ from bcm.spec import InputError, load_one
 from bcm.spec.models import Step
 from bcm.spec.params import resolve_parameters
 from bcm.store import RunNotFound, Store
+from flows.publish import publish_run_results
 
 #: How often a paused run looks for a decision, in seconds (BCM_APPROVAL_POLL_S overrides).
 POLL_INTERVAL_S = 1
@@ -194,8 +195,10 @@ def run_runbook(
                 record = start_run(store, request)
         store.update_run(record.id, flow_run_id=flow_run_id)
         _tag(flow_run_id, loaded.runbook.id, record.mode, loaded.runbook.severity, loaded.runbook.services)
-        runner = Runner(record, request, store=store, executor=PrefectExecutor(), notifier=make_notifier(settings))
+        notifier = make_notifier(settings, store, catalog)
+        runner = Runner(record, request, store=store, executor=PrefectExecutor(), notifier=notifier)
         result = runner.execute(resume=resume)
+    publish_run_results(result.run_id)
     if result.status == "failed":
         return Failed(message=f"run {result.run_id[:8]} failed at: {', '.join(result.failed_steps) or 'a step'}")
     return {"run_id": result.run_id, "status": result.status}
@@ -209,7 +212,7 @@ def _tag(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: 
         client.update_flow_run(uuid.UUID(flow_run_id), tags=tags)
 
 
-def deliver_decision(flow_run_id: str, decision: Decision, *, wait_s: float = 15.0) -> bool:
+def deliver_decision(flow_run_id: str, decision: Decision, *, wait_s: float = 60.0) -> bool:
     """Resume the paused flow run with a person's decision.
 
     The run may not have reached its pause yet (the decision can race the pause), so this tries
@@ -230,6 +233,8 @@ def deliver_decision(flow_run_id: str, decision: Decision, *, wait_s: float = 15
                     state = client.read_flow_run(uuid.UUID(flow_run_id)).state
                 except ObjectNotFound:
                     return False
-            if state is None or not (state.is_running() or state.is_pending()) or time.monotonic() > deadline:
+            if state is None or time.monotonic() > deadline:
                 return False
+            if not (state.is_running() or state.is_pending() or state.is_paused()):
+                return False  # finished or crashed: `bcm resume` picks the recorded decision up
             time.sleep(0.5)

@@ -1,51 +1,75 @@
-"""Sending stakeholder messages: the Notifier interface and its local implementations.
+"""Stakeholder messages and the Notifier interface.
 
-The transcript (``$BCM_HOME/transcript.jsonl``) is the default when no Slack token is set, so an
-embedded demo needs no Slack; the recorder keeps messages in memory for tests.
+The engine describes *what* to say (:class:`Message`); a notifier decides where it goes and makes
+sure it gets there. :class:`bcm.comms.outbox.OutboxNotifier` is the real one (durable, over Slack
+or the local transcript); :class:`RecordingNotifier` keeps messages in memory for tests.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Protocol
-
-from bcm import clock
-from bcm.clock import Clock
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 EXERCISE_PREFIX = "[EXERCISE] "
+
+#: Message kinds the engine sends.
+KINDS = frozenset(
+    {
+        "open_channel",  # open the incident channel (real mode): topic, stakeholders invited
+        "board",  # post and pin the status board
+        "board_update",  # edit the status board in place
+        "thread",  # a step update in the board's thread
+        "notify",  # a notify step: a stakeholder update to roles
+        "approval_request",  # an approve/manual step: buttons for the role
+        "decision",  # edit an approval request to say who decided
+        "reminder",  # the cadence passed without a stakeholder update
+    }
+)
 
 
 @dataclass(frozen=True)
 class Message:
-    """One stakeholder message.
+    """One thing to tell people.
 
     Attributes:
-        key: idempotency key (run, step, purpose): the same key is never delivered twice.
-        run_id: the run it belongs to, if any.
-        step_id: the step that sent it, if any.
-        kind: ``notify``, ``approval_request``, ``reminder`` or ``status``.
-        to: the role ids it is for.
-        text: the rendered text (exercise messages already carry the prefix).
-        exercise: True for exercise runs.
+        key: idempotency key: the same key is never delivered twice (a retried step or a resumed
+            run sends the same keys).
+        run_id: the run it belongs to.
+        kind: one of :data:`KINDS`.
+        text: the fallback text (exercise messages already carry ``[EXERCISE]``).
+        step_id: the step it is about, if any.
+        to: role ids it is for (notify, approval_request, reminder).
+        exercise: True for exercise runs: everything goes to the exercise channel.
+        blocks: Block Kit blocks, if any.
+        channel_name: the incident channel to open (open_channel).
+        topic: the channel topic (open_channel).
+        invite: Slack user ids to invite (open_channel).
+        target: for ``decision``: the channel and ts of the message to edit.
     """
 
     key: str
     run_id: str | None
-    step_id: str | None
     kind: str
-    to: tuple[str, ...]
     text: str
+    step_id: str | None = None
+    to: tuple[str, ...] = ()
     exercise: bool = False
+    blocks: tuple[dict[str, Any], ...] = ()
+    channel_name: str | None = None
+    topic: str | None = None
+    invite: tuple[str, ...] = ()
+    target: dict[str, str] | None = None
 
 
 class Notifier(Protocol):
     """Delivers messages; implementations must be safe to call from several threads."""
 
     def send(self, message: Message) -> None:
-        """Deliver ``message`` (idempotent by ``message.key``)."""
+        """Deliver ``message`` (idempotent by ``message.key``); never raises for a chat outage."""
+
+    def flush(self) -> object:
+        """Try again to deliver what could not be delivered earlier (returns a report, if any)."""
 
 
 def exercise_text(text: str, *, exercise: bool) -> str:
@@ -66,38 +90,5 @@ class RecordingNotifier:
             if all(m.key != message.key for m in self.messages):
                 self.messages.append(message)
 
-
-class TranscriptNotifier:
-    """Appends messages as JSON lines to a local transcript file."""
-
-    def __init__(self, path: Path, *, now: Clock = clock.now) -> None:
-        self.path = path
-        self._now = now
-        self._lock = threading.Lock()
-
-    def _keys(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        keys = set()
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                keys.add(json.loads(line)["key"])
-            except (ValueError, KeyError, TypeError):
-                continue
-        return keys
-
-    def send(self, message: Message) -> None:
-        """Append ``message`` unless its key is already in the transcript."""
-        with self._lock:
-            if message.key in self._keys():
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"at": self._now().isoformat(), **asdict(message)}
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def read(self) -> list[dict[str, object]]:
-        """Every message in the transcript, oldest first."""
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    def flush(self) -> None:
+        """Nothing is ever pending in memory."""

@@ -26,7 +26,7 @@ from bcm.comms.notifier import Message, Notifier, exercise_text
 from bcm.engine.context import RunContext
 from bcm.spec.models import Step
 from bcm.spec.summary import describe_step
-from bcm.templates import TemplateRenderError, render, render_value
+from bcm.templates import TemplateRenderError, escape_mrkdwn, render, render_value
 
 MAX_TEXT = 4000
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=30)
@@ -50,9 +50,18 @@ class StepOutcome:
 
 @dataclass
 class ActionEnv:
-    """Collaborators of actions."""
+    """Collaborators of actions.
+
+    Attributes:
+        notifier: where notify steps' messages go.
+        announce: builds a notify step's message from its rendered text (the run's
+            communication, which also restarts the cadence clock); a plain message when None.
+        sleep: how wait steps wait.
+        extra_env: more environment for run steps.
+    """
 
     notifier: Notifier
+    announce: Callable[[Step, str], Message] | None = None
     sleep: Callable[[float], None] = time.sleep
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -206,15 +215,19 @@ def _call(step: Step, ctx: RunContext) -> StepOutcome:
 
 def _notify(step: Step, ctx: RunContext, env: ActionEnv) -> StepOutcome:
     assert step.notify is not None
-    text = exercise_text(render(step.notify.message, ctx.template_context()), exercise=ctx.exercise)
-    message = Message(
-        key=f"{ctx.run.id}/{step.id}/notify",
-        run_id=ctx.run.id,
-        step_id=step.id,
-        kind="notify",
-        to=tuple(step.notify.to),
-        text=text,
-        exercise=ctx.exercise,
-    )
+    # Values from outside the runbook are escaped: a parameter cannot inject <!channel> or a link.
+    text = render(step.notify.message, ctx.template_context(escape=escape_mrkdwn)).strip()
+    if env.announce is not None:
+        message = env.announce(step, text)
+    else:
+        message = Message(
+            key=f"{ctx.run.id}/{step.id}/notify",
+            run_id=ctx.run.id,
+            step_id=step.id,
+            kind="notify",
+            to=tuple(step.notify.to),
+            text=exercise_text(text, exercise=ctx.exercise),
+            exercise=ctx.exercise,
+        )
     env.notifier.send(message)
-    return StepOutcome("succeeded", output={"to": list(step.notify.to), "text": text})
+    return StepOutcome("succeeded", output={"to": list(step.notify.to), "text": message.text})

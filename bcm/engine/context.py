@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,21 +56,28 @@ class RunContext:
         """True in exercise mode."""
         return self.run.mode == "exercise"
 
-    def template_context(self) -> dict[str, object]:
-        """The names templates may use: params, runbook, run, steps, targets, services."""
+    def template_context(self, *, escape: Callable[[str], str] | None = None) -> dict[str, object]:
+        """The names templates may use: params, runbook, run, steps, targets, services.
+
+        Args:
+            escape: applied to every string that comes from outside the runbook (parameters,
+                step output, who triggered the run) — :func:`bcm.templates.escape_mrkdwn` for text
+                bound for Slack, so a value cannot inject ``<!channel>`` or a link.
+        """
         rb = self.runbook
         targets = effective_targets(rb, self.catalog)
+        outside: Callable[[Any], Any] = (lambda v: _escape_tree(v, escape)) if escape else (lambda v: v)
         return {
-            "params": dict(self.params),
+            "params": outside(dict(self.params)),
             "runbook": {"id": rb.id, "title": rb.title, "owner": rb.owner, "severity": rb.severity},
             "run": {
                 "id": self.run.id,
                 "short_id": self.run.short_id,
                 "mode": self.run.mode,
                 "started_at": self.run.started_at.isoformat(),
-                "triggered_by": self.run.triggered_by,
+                "triggered_by": outside(self.run.triggered_by),
             },
-            "steps": {sid: {"status": s.status, "output": s.output} for sid, s in self.steps.items()},
+            "steps": {sid: {"status": s.status, "output": outside(s.output)} for sid, s in self.steps.items()},
             "targets": {
                 "rto": to_duration_string(targets.rto) if targets.rto else None,
                 "rpo": to_duration_string(targets.rpo) if targets.rpo else None,
@@ -88,3 +96,13 @@ class RunContext:
                 for s in (self.catalog.services[i] for i in rb.services if i in self.catalog.services)
             ],
         }
+
+
+def _escape_tree(value: Any, escape: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escape_tree(v, escape) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_tree(v, escape) for v in value]
+    return value

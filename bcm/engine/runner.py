@@ -16,15 +16,16 @@ from typing import Any, Protocol
 
 from bcm import clock
 from bcm.clock import Clock
-from bcm.comms.notifier import Message, Notifier, exercise_text
+from bcm.comms.notifier import Notifier
 from bcm.engine import machine
 from bcm.engine.actions import ActionEnv, StepOutcome, execute, simulate
+from bcm.engine.comms import RunComms
 from bcm.engine.context import RunContext, RunInfo, StepState
 from bcm.engine.plan import Plan, PlannedStep
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
 from bcm.store import AlreadyDecided, RunRecord, Store
-from bcm.templates import TemplateRenderError, evaluate, render, truthy
+from bcm.templates import TemplateRenderError, evaluate, truthy
 
 AUTO_APPROVER = "auto-approve (exercise)"
 
@@ -134,7 +135,10 @@ class Runner:
             params=dict(run.parameters),
             steps={p.id: StepState() for p in self.plan.steps},
         )
-        self.env = ActionEnv(notifier=notifier) if sleep is None else ActionEnv(notifier=notifier, sleep=sleep)
+        self.comms = RunComms(self.ctx, self.plan, notifier, now=now)
+        self.env = ActionEnv(notifier=notifier, announce=self.comms.notify)
+        if sleep is not None:
+            self.env.sleep = sleep
         self._status = run.status
 
     # ------------------------------------------------------------------ records
@@ -143,6 +147,7 @@ class Runner:
         machine.check_run(self.record.id, self._status, status)
         self.store.update_run(self.record.id, status=status, error=error, ended_at=self.now() if ended else None)
         self._status = status
+        self.comms.set_status(status)
 
     def _step_status(self, step_id: str) -> str:
         return self.ctx.steps[step_id].status
@@ -155,9 +160,18 @@ class Runner:
         self.ctx.steps[planned.id].status = status
         if "output" in fields:
             self.ctx.steps[planned.id].output = fields["output"]
+        if status == "cancelled":
+            return  # the final board shows them; a thread line each would only be noise
+        record = self.store.get_step(self.record.id, planned.id)
+        took = record.duration.total_seconds() if record and record.duration is not None else None
+        note = fields.get("error") or fields.get("reason") or (f"by {fields['actor']}" if fields.get("actor") else None)
+        attempts = record.attempts if record else 0
+        self.comms.step_changed(planned.id, status, attempts=attempts, took=took, note=note)
 
     def _finish(self, planned: PlannedStep, outcome: StepOutcome, attempts: int | None = None) -> None:
         ended = self.now()
+        if planned.step.marks and outcome.status == "succeeded":
+            self.comms.milestone(planned.step.marks, ended)
         self._set_step(
             planned,
             outcome.status,
@@ -199,6 +213,16 @@ class Runner:
             self._restore()
             if self._status != "running":
                 self._set_run_status("running")
+            for mark in self.store.get_marks(self.record.id):
+                self.comms.milestone(mark.milestone, mark.at)
+        self.comms.open()
+        self.comms.start_watch()
+        try:
+            return self._loop()
+        finally:
+            self.comms.stop_watch()
+
+    def _loop(self) -> RunResult:
         futures: dict[int, tuple[StepFuture, PlannedStep]] = {}
         done = {p.id for p in self.plan.steps if self._is_done(p)}
         stopped_by: str | None = None
@@ -249,9 +273,12 @@ class Runner:
             step = self.plan.get(stopped_by)
             error = self.store.get_step(self.record.id, stopped_by)
             detail = error.error if error and error.error else self._step_status(stopped_by)
-            self._set_run_status("failed", error=f"step '{step.id}' {detail}", ended=True)
+            error_text = f"step '{step.id}' {detail}"
+            self._set_run_status("failed", error=error_text, ended=True)
+            self.comms.finished("failed", error_text)
             return RunResult(self.record.id, "failed", failed)
         self._set_run_status("succeeded", ended=True)
+        self.comms.finished("succeeded", None)
         return RunResult(self.record.id, "succeeded", failed)
 
     # ------------------------------------------------------------------ steps
@@ -295,6 +322,7 @@ class Runner:
         step = planned.step
         role = step.person_role or ""
         started = self.now()
+        self.store.reopen_approval(self.record.id, planned.id)  # a resumed run asks again after a timeout
         existing = self.store.get_approval(self.record.id, planned.id)
         if existing is None and self.request.auto_approve and self.ctx.exercise:
             existing = self.store.record_approval(
@@ -306,15 +334,22 @@ class Runner:
                 waited_s=0.0,
                 at=started,
             )
-        if existing is not None and existing.decision != "timed_out":
+        if existing is not None:
             self._set_step(planned, "waiting", started_at=started)
             return self._decided(
                 planned, Decision(existing.decision != "rejected", existing.by, existing.note), started
             )
         self._set_step(planned, "waiting", started_at=started)
         self._set_run_status("waiting")
-        self._request_decision(planned, role)
+        self.comms.request_decision(step)
         timeout = step.person_timeout
+        recorded = self.store.get_approval(self.record.id, planned.id)
+        if recorded is not None:
+            # Decided between the request going out and the pause: no need to pause at all.
+            self._set_run_status("running")
+            return self._decided(
+                planned, Decision(recorded.decision != "rejected", recorded.by, recorded.note), started
+            )
         decision = self.executor.wait_for_person(step, timeout_s=timeout.total_seconds() if timeout else 7 * 86400.0)
         self._set_run_status("running")
         if decision is None:
@@ -336,6 +371,7 @@ class Runner:
                     planned, Decision(recorded.decision != "rejected", recorded.by, recorded.note), started
                 )
             waited = (self.now() - started).total_seconds()
+            self.comms.decided(step, decision="timed out", by="nobody", note=None)
             return StepOutcome(
                 "timed_out",
                 output={"approved": None, "by": None, "note": None, "waited_s": waited},
@@ -346,32 +382,9 @@ class Runner:
     def _decided(self, planned: PlannedStep, decision: Decision, started: datetime) -> StepOutcome:
         recorded = self.store.get_approval(self.record.id, planned.id)
         waited = recorded.waited_s if recorded else (self.now() - started).total_seconds()
+        if recorded is not None and recorded.by != AUTO_APPROVER:
+            self.comms.decided(planned.step, decision=recorded.decision, by=recorded.by, note=recorded.note)
         output = {"approved": decision.approved, "by": decision.by, "note": decision.note, "waited_s": waited}
         if planned.step.manual is not None and not decision.approved:
             return StepOutcome("failed", output=output, error=f"{decision.by} could not complete it", actor=decision.by)
         return StepOutcome("succeeded", output=output, actor=decision.by)
-
-    def _request_decision(self, planned: PlannedStep, role: str) -> None:
-        step = planned.step
-        short = self.record.id[:8]
-        try:
-            what = render(step.person_prompt, self.ctx.template_context())
-        except TemplateRenderError as exc:
-            what = f"(template failed: {exc.reason})"
-        verb = "Approval needed" if step.approve else "Task for you"
-        answer = "--reject" if step.approve else "--reject (if it cannot be done)"
-        text = (
-            f"{verb} ({role}) in {self.ctx.runbook.title}: {what}\n"
-            f"Answer with: bcm approve {short} {step.id} --by YOU   (or {answer})"
-        )
-        self.notifier.send(
-            Message(
-                key=f"{self.record.id}/{step.id}/request",
-                run_id=self.record.id,
-                step_id=step.id,
-                kind="approval_request",
-                to=(role,),
-                text=exercise_text(text, exercise=self.ctx.exercise),
-                exercise=self.ctx.exercise,
-            )
-        )

@@ -97,8 +97,11 @@ def test_exercise_mode_simulates_prefixes_and_skips(bcm_env: BcmEnv, tmp_path: P
     assert (steps["decide"].status, steps["decide"].actor) == ("succeeded", "auto-approve (exercise)")
     assert steps["decide"].output["approved"] is True
     transcript = [json.loads(line) for line in (bcm_env.home / "transcript.jsonl").read_text().splitlines()]
-    assert [(m["kind"], m["text"]) for m in transcript] == [("notify", f"[EXERCISE] Voice outage at {out}")]
-    assert transcript[0]["exercise"] is True
+    posts = [c for c in transcript if c["method"] == "chat.postMessage"]
+    assert {c["channel"] for c in posts} == {"bcm-exercises"}  # never a stakeholder channel
+    assert all(c["text"].startswith("[EXERCISE] ") for c in transcript if c["method"].startswith("chat."))
+    assert f"[EXERCISE] Voice outage at {out}" in [c["text"] for c in posts]
+    assert not any(c["method"] == "conversations.create" for c in transcript)
     with bcm_env.store() as store:
         assert store.get_run(run_id).mode == "exercise"
     assert sorted(bcm_env.marks(run_id)) == ["acknowledged", "declared", "mitigated", "recovered"]
