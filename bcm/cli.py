@@ -234,6 +234,14 @@ def _print_run(store: Any, run_ref: str, *, json_out: bool) -> str:
     out.print(timeline)
     for step_id in doc["waiting_on"]:
         out.print(f"[yellow]waiting on {step_id}[/]: bcm approve {run['short_id']} {step_id} --by YOU [--reject]")
+    messages = doc["messages"]
+    pending, failed = len(messages["pending"]), len(messages["failed"])
+    out.print(f"messages: {messages['delivered']} delivered, {pending} pending, {failed} failed")
+    for failed in messages["failed"]:
+        out.print(f"[red]message {failed['key']} ({failed['kind']}) not delivered: {failed['error']}[/]")
+    if messages["pending"]:
+        first = messages["pending"][0]
+        out.print(f"[yellow]pending since: {first['last_error'] or 'not tried yet'}[/]: `bcm outbox flush` retries")
     return str(run["status"])
 
 
@@ -285,6 +293,9 @@ def run_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")] = False,
     by: Annotated[str | None, typer.Option("--by", help="Who triggers the run (default: $USER).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", hidden=True, help="Use this run id (Slack trigger).")
+    ] = None,
 ) -> None:
     """Run a runbook: a Prefect flow run whose steps are tasks; prints the timeline."""
     from bcm.engine.runner import new_run_id
@@ -304,7 +315,7 @@ def run_cmd(
     if dry_run:
         _dry_run(loaded, catalog, values, mode, who)
         return
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     if not json_out:
         err.print(f"run {run_id[:8]} of {loaded.runbook.id} ({mode}) starting; `bcm status {run_id[:8]}` shows it")
     from flows.runbook import run_runbook
@@ -433,6 +444,94 @@ def check_cmd(
         out.print(table)
         out.print(f"{len(results) - len(failed)} of {len(results)} checks ready")
     raise typer.Exit(1 if failed else 0)
+
+
+outbox_app = typer.Typer(help="The durable outbox of stakeholder messages.", no_args_is_help=True)
+slack_app = typer.Typer(help="Slack interactivity (approval buttons) and the /bcm slash command.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(slack_app, name="slack")
+
+
+@outbox_app.command("flush")
+def outbox_flush_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Deliver messages that Slack could not take earlier, in order, each once."""
+    from bcm.comms import make_notifier
+    from bcm.store import Store
+
+    settings = load_settings()
+    with Store.open(settings.database_url) as store:
+        report = make_notifier(settings, store).flush()
+        failed = [m for m in store.list_messages(status="failed")]
+    if json_out:
+        doc = {
+            "delivered": report.delivered,
+            "failed_now": report.failed,
+            "pending": report.pending,
+            "error": report.error,
+            "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in failed],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.print(f"delivered {report.delivered}, failed {report.failed}, still pending {report.pending}")
+        if report.error:
+            out.print(f"[yellow]stopped: {report.error}[/] (messages stay queued, in order)")
+        for m in failed:
+            out.print(f"[red]not deliverable: {m.key} ({m.kind}): {m.last_error}[/]")
+    raise typer.Exit(1 if report.pending else 0)
+
+
+def _trigger_run(runbook: str, parameters: dict[str, str], *, mode: str, triggered_by: str, run_id: str) -> None:
+    """Start a run for Slack: the deployment on a Prefect server, else a background `bcm run`."""
+    import subprocess
+
+    if os.environ.get("PREFECT_API_URL"):
+        from prefect.deployments import run_deployment
+
+        rb_id = Path(runbook).stem
+        run_deployment(
+            name=f"run-runbook/{rb_id}",
+            parameters={
+                "runbook": rb_id,
+                "parameters": parameters,
+                "mode": mode,
+                "triggered_by": triggered_by,
+                "run_id": run_id,
+            },
+            timeout=0,
+        )
+        return
+    argv = [sys.executable, "-m", "bcm", "run", runbook, "--mode", mode, "--by", triggered_by, "--run-id", run_id]
+    for key, value in parameters.items():
+        argv += ["-p", f"{key}={value}"]
+    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@slack_app.command("serve")
+def slack_serve_cmd(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve Slack's interactivity and slash-command requests (signatures verified)."""
+    settings = load_settings()
+    if not settings.slack_signing_secret:
+        fail("SLACK_SIGNING_SECRET is not set: copy it from your Slack app's Basic Information page")
+    import uvicorn
+
+    from bcm.comms.interactivity import create_app
+    from flows.runbook import deliver_decision
+
+    web = create_app(
+        settings=settings, signing_secret=settings.slack_signing_secret, deliver=deliver_decision, trigger=_trigger_run
+    )
+    err.print(f"bcm slack endpoints on http://{host}:{port}/slack/interactivity and /slack/commands")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+from bcm.cli_metrics import register as _register_metrics  # noqa: E402
+
+_register_metrics(app)
 
 
 def main() -> None:

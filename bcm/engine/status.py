@@ -13,6 +13,7 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
     marks = store.get_marks(run.id)
     duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
     waiting = [s.step_id for s in steps if s.status == "waiting"]
+    messages = store.list_messages(run_id=run.id)
     return {
         "run": {
             "id": run.id,
@@ -50,4 +51,13 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
         ],
         "milestones": [{"milestone": m.milestone, "at": m.at.isoformat(), "source": m.source} for m in marks],
         "waiting_on": waiting,
+        "messages": {
+            "delivered": sum(1 for m in messages if m.status == "delivered"),
+            "pending": [
+                {"key": m.key, "kind": m.kind, "attempts": m.attempts, "last_error": m.last_error}
+                for m in messages
+                if m.status in ("pending", "sending")
+            ],
+            "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in messages if m.status == "failed"],
+        },
     }

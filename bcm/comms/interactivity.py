@@ -1,0 +1,216 @@
+"""Slack interactivity and the slash command: approvals by button, `/bcm run`, `/bcm status`.
+
+Every request's signature and timestamp are verified (stale requests are refused by slack_sdk's
+verifier; a request seen before is refused as a replay). A button click from someone who holds the
+step's role records the decision and resumes the paused flow run; anyone else gets an ephemeral
+refusal. The app takes its Prefect-facing parts (resuming a flow run, starting a run) as
+callables, so this module does not import Prefect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bcm.comms import Message, make_notifier, make_transport
+from bcm.comms.slack import verify_request
+from bcm.comms.transport import DeliveryError
+from bcm.config import Settings
+from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.runner import Decision, new_run_id
+from bcm.engine.status import run_document
+from bcm.spec import BcmError, load_library
+from bcm.spec.params import resolve_parameters
+from bcm.store import Store
+
+REPLAY_WINDOW_S = 5 * 60
+#: Roles allowed to start a real run from Slack (besides the runbook's owner).
+TRIGGER_ROLES = ("incident_commander",)
+
+Deliver = Callable[[str, Decision], bool]
+Trigger = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """A parsed `/bcm ...` command."""
+
+    action: str
+    args: tuple[str, ...]
+
+
+class ReplayGuard:
+    """Remembers signatures for the replay window; a signature seen twice is a replay."""
+
+    def __init__(self, window_s: float = REPLAY_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first_time(self, signature: str) -> bool:
+        """True the first time ``signature`` is seen within the window."""
+        now = time.monotonic()
+        with self._lock:
+            for old in [s for s, at in self._seen.items() if now - at > self.window_s]:
+                del self._seen[old]
+            if signature in self._seen:
+                return False
+            self._seen[signature] = now
+            return True
+
+
+def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, trigger: Trigger) -> Starlette:
+    """The ASGI app behind `bcm slack serve`.
+
+    Args:
+        settings: bcm's configuration (store, library, Slack).
+        signing_secret: the Slack app's signing secret.
+        deliver: resumes a paused flow run with a decision (``flows.runbook.deliver_decision``).
+        trigger: starts a run: ``trigger(runbook_path, parameters, mode=, triggered_by=, run_id=)``.
+    """
+    replays = ReplayGuard()
+
+    async def verified(request: Request) -> bytes | Response:
+        body = await request.body()
+        if not verify_request(signing_secret, body, request.headers):
+            return PlainTextResponse("invalid or stale Slack signature", status_code=401)
+        if not replays.first_time(request.headers.get("x-slack-signature", "")):
+            return PlainTextResponse("replayed request", status_code=401)
+        return body
+
+    async def interactivity(request: Request) -> Response:
+        body = await verified(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            payload = json.loads(parse_qs(body.decode())["payload"][0])
+        except (KeyError, ValueError, IndexError):
+            return PlainTextResponse("expected a form field 'payload' with JSON", status_code=400)
+        if payload.get("type") != "block_actions" or not payload.get("actions"):
+            return Response(status_code=200)
+        return Response(status_code=200, background=BackgroundTask(handle_click, payload))
+
+    def handle_click(payload: dict[str, Any]) -> None:
+        action = payload["actions"][0]
+        try:
+            value = json.loads(action.get("value") or "{}")
+            run_ref, step_id, approved = str(value["run"]), str(value["step"]), bool(value["approved"])
+        except (ValueError, KeyError, TypeError):
+            return
+        user = str(payload.get("user", {}).get("id", ""))
+        channel = str(payload.get("channel", {}).get("id") or payload.get("container", {}).get("channel_id", ""))
+        message_ts = str(payload.get("container", {}).get("message_ts") or payload.get("message", {}).get("ts", ""))
+        with Store.open(settings.database_url) as store:
+            try:
+                run, step, approval = decide(
+                    store, run_ref, step_id, who=user, approve=approved, note=None, library_root=settings.runbooks
+                )
+            except (ApprovalRefused, BcmError) as exc:
+                _ephemeral(settings, channel, user, f":no_entry: {exc}")
+                return
+            from bcm.comms.messages import decision_blocks
+
+            notifier = make_notifier(settings, store)
+            notifier.send(
+                Message(
+                    key=f"{run.id}/{step_id}/decision",
+                    run_id=run.id,
+                    kind="decision",
+                    step_id=step_id,
+                    text=f"{step_id}: {approval.decision} by {approval.by}",
+                    exercise=run.mode == "exercise",
+                    blocks=decision_blocks(
+                        prompt=step.person_prompt, decision=approval.decision, by=approval.by, note=None, at=approval.at
+                    ),
+                    target={"channel": channel, "ts": message_ts}
+                    if message_ts
+                    else {"key": f"{run.id}/{step_id}/request"},
+                )
+            )
+        if run.flow_run_id and not deliver(run.flow_run_id, Decision(approved=approved, by=approval.by)):
+            _ephemeral(
+                settings,
+                channel,
+                user,
+                f"Recorded. Run {run.short_id} is not running any more: `bcm resume {run.short_id}` continues it.",
+            )
+
+    async def commands(request: Request) -> Response:
+        body = await verified(request)
+        if isinstance(body, Response):
+            return body
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        words = tuple(form.get("text", "").split())
+        command = SlashCommand(words[0].lower(), words[1:]) if words else SlashCommand("help", ())
+        user = form.get("user_id", "")
+        try:
+            if command.action == "run":
+                text = start_run(command.args, user)
+            elif command.action == "status" and command.args:
+                text = status_text(command.args[0])
+            else:
+                text = "Usage: `/bcm run RUNBOOK [--exercise] key=value ...` or `/bcm status RUN`"
+        except BcmError as exc:
+            text = f":no_entry: {exc}"
+        return JSONResponse({"response_type": "ephemeral", "text": text})
+
+    def start_run(args: tuple[str, ...], user: str) -> str:
+        if not args:
+            return "Usage: `/bcm run RUNBOOK [--exercise] key=value ...`"
+        library = load_library(settings.runbooks)
+        loaded = library.get(args[0])
+        mode = "exercise" if "--exercise" in args else "real"
+        given = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+        rb = loaded.runbook
+        allowed = [library.catalog.roles[r] for r in (*TRIGGER_ROLES, rb.owner) if r in library.catalog.roles]
+        if mode == "real" and not any(role.holder(user) for role in allowed):
+            names = ", ".join(sorted({*TRIGGER_ROLES, rb.owner}))
+            return f":no_entry: only holders of {names} can start a real run of {rb.id}; try --exercise"
+        _, problems = resolve_parameters(rb, given)
+        if problems:
+            return ":no_entry: " + "; ".join(problems)
+        run_id = new_run_id()
+        trigger(str(loaded.path), given, mode=mode, triggered_by=f"slack:{user}", run_id=run_id)
+        return f":rocket: Starting {mode} run `{run_id[:8]}` of *{rb.title}*. `/bcm status {run_id[:8]}` shows it."
+
+    def status_text(ref: str) -> str:
+        with Store.open(settings.database_url) as store:
+            doc = run_document(store, store.get_run(ref))
+        run = doc["run"]
+        lines = [f"*{run['title']}* run `{run['short_id']}` ({run['mode']}): *{run['status']}*"]
+        lines += [f"• `{s['id']}` {s['status']}" + (f" — {s['error']}" if s["error"] else "") for s in doc["steps"]]
+        if doc["milestones"]:
+            lines.append("Timeline: " + ", ".join(f"{m['milestone']} {m['at'][11:16]}" for m in doc["milestones"]))
+        return "\n".join(lines)
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/slack/interactivity", interactivity, methods=["POST"]),
+            Route("/slack/commands", commands, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
+
+
+def _ephemeral(settings: Settings, channel: str, user: str, text: str) -> None:
+    """An ephemeral reply: feedback for one person, so it is sent directly, not through the outbox."""
+    if not channel or not user:
+        return
+    # Nothing to keep when it fails: the person can click again or use `bcm approve`.
+    with contextlib.suppress(DeliveryError):
+        make_transport(settings).call("chat.postEphemeral", channel=channel, user=user, text=text)
