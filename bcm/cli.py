@@ -482,14 +482,26 @@ def outbox_flush_cmd(
     raise typer.Exit(1 if report.pending else 0)
 
 
+def _deployment_exists(name: str) -> bool:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
 def _trigger_run(runbook: str, parameters: dict[str, str], *, mode: str, triggered_by: str, run_id: str) -> None:
-    """Start a run for Slack: the deployment on a Prefect server, else a background `bcm run`."""
+    """Start a run for Slack: its deployment when the Prefect server has one, else a background `bcm run`."""
     import subprocess
 
-    if os.environ.get("PREFECT_API_URL"):
+    rb_id = Path(runbook).stem
+    if os.environ.get("PREFECT_API_URL") and _deployment_exists(f"run-runbook/{rb_id}"):
         from prefect.deployments import run_deployment
 
-        rb_id = Path(runbook).stem
         run_deployment(
             name=f"run-runbook/{rb_id}",
             parameters={

@@ -26,6 +26,7 @@ from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
 from bcm.store import AlreadyDecided, RunRecord, Store
 from bcm.templates import TemplateRenderError, evaluate, truthy
+from bcm.timelines import runbook_targets
 
 AUTO_APPROVER = "auto-approve (exercise)"
 
@@ -104,6 +105,7 @@ def start_run(store: Store, request: RunRequest, *, now: Clock = clock.now) -> R
         services=list(rb.services),
         severity=rb.severity,
         started_at=now(),
+        targets=runbook_targets(request.loaded, request.catalog),
     )
 
 

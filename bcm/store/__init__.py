@@ -19,14 +19,20 @@ from bcm.store.records import (
     CheckRecord,
     MarkRecord,
     OutboxRecord,
+    RunImport,
     RunRecord,
+    RunTargets,
     StepRecord,
+    TimelineRows,
+    TimelineRun,
 )
-from bcm.store.store import FINISHED_STEP_STATUSES, RUN_MODES, Store
+from bcm.store.store import FINISHED_STEP_STATUSES, RUN_MODES, RUN_SOURCES, UPDATE_KINDS, Store
 
 __all__ = [
     "FINISHED_STEP_STATUSES",
     "RUN_MODES",
+    "RUN_SOURCES",
+    "UPDATE_KINDS",
     "AlreadyDecided",
     "AmbiguousRun",
     "ApprovalRecord",
@@ -36,10 +42,14 @@ __all__ = [
     "IncompatibleSchema",
     "MarkRecord",
     "OutboxRecord",
+    "RunImport",
     "RunNotFound",
     "RunRecord",
+    "RunTargets",
     "StepRecord",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TimelineRows",
+    "TimelineRun",
 ]

@@ -180,6 +180,7 @@ def _0002_outbox(conn: Connection) -> None:
         Column("result", json_type(), nullable=True),
         Column("created_at", UTCDateTime, nullable=False),
         Column("delivered_at", UTCDateTime, nullable=True),
+        Column("claimed_at", UTCDateTime, nullable=True),
         UniqueConstraint("key", name="uq_outbox_key"),
         Index("ix_outbox_status_id", "status", "id"),
         Index("ix_outbox_run_id", "run_id"),
@@ -187,9 +188,23 @@ def _0002_outbox(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0003_run_targets(conn: Connection) -> None:
+    """The targets a run was measured against, and where the run came from.
+
+    Targets are stored with the run because the runbook and the BIA change over time: a run from
+    last year is judged against last year's RTO. ``source`` tells engine runs from disruptions
+    recorded by hand (``record``) or imported from a CSV file (``import``).
+    """
+    for column in ("rto_s", "rpo_s", "mtpd_s", "data_loss_s", "cadence_s"):
+        conn.execute(text(f"ALTER TABLE runs ADD COLUMN {column} FLOAT"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT 'engine'"))
+    conn.execute(text("CREATE INDEX ix_runs_mode_started_at ON runs (mode, started_at)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _0001_initial),
     Migration(2, "outbox", _0002_outbox),
+    Migration(3, "run targets and source", _0003_run_targets),
 )
 
 

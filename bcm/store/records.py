@@ -8,8 +8,73 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class RunTargets:
+    """The targets a run is measured against, fixed when the run is recorded.
+
+    Attributes:
+        rto: recovery time objective.
+        rpo: recovery point objective.
+        mtpd: maximum tolerable period of disruption.
+        data_loss: the data-loss window, when known (recorded disruptions may state it).
+        cadence: the promised interval between stakeholder status updates.
+    """
+
+    rto: timedelta | None = None
+    rpo: timedelta | None = None
+    mtpd: timedelta | None = None
+    data_loss: timedelta | None = None
+    cadence: timedelta | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether no target at all is set (runs recorded before targets were stored)."""
+        return all(value is None for value in (self.rto, self.rpo, self.mtpd, self.data_loss, self.cadence))
+
+    def to_json(self) -> dict[str, float | None]:
+        """The targets in seconds, as stored and audited."""
+        return {
+            "rto_s": _seconds(self.rto),
+            "rpo_s": _seconds(self.rpo),
+            "mtpd_s": _seconds(self.mtpd),
+            "data_loss_s": _seconds(self.data_loss),
+            "cadence_s": _seconds(self.cadence),
+        }
+
+    @classmethod
+    def from_seconds(
+        cls,
+        rto_s: float | None,
+        rpo_s: float | None,
+        mtpd_s: float | None,
+        data_loss_s: float | None,
+        cadence_s: float | None,
+    ) -> RunTargets:
+        """Targets from stored seconds (``None`` stays unknown)."""
+        return cls(
+            rto=_delta(rto_s),
+            rpo=_delta(rpo_s),
+            mtpd=_delta(mtpd_s),
+            data_loss=_delta(data_loss_s),
+            cadence=_delta(cadence_s),
+        )
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def _delta(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
 class RunRecord:
-    """One execution of a runbook, real, exercise or dry run."""
+    """One execution of a runbook, real, exercise or dry run (or a disruption recorded afterwards).
+
+    ``targets`` are the targets that applied when the run was recorded; ``source`` is
+    ``engine`` for runs the engine executed, ``record`` or ``import`` for disruptions handled
+    outside bcm and recorded afterwards.
+    """
 
     id: str
     runbook_id: str
@@ -26,6 +91,8 @@ class RunRecord:
     error: str | None
     started_at: datetime
     ended_at: datetime | None
+    targets: RunTargets = RunTargets()
+    source: str = "engine"
 
     @property
     def short_id(self) -> str:
@@ -137,6 +204,59 @@ class AuditVerification:
     first_broken_seq: int | None
     reason: str | None
     head_hash: str | None
+
+
+@dataclass(frozen=True)
+class RunImport:
+    """A whole run to write at once (``Store.import_runs``): recorded disruptions, benchmark data.
+
+    Attributes:
+        run: the run; its ``source`` says where it came from.
+        marks: ``(milestone, at)`` pairs.
+        steps: the steps' records, when the run had steps.
+        audit: extra facts for the run's audit entry (e.g. the CSV file and line).
+    """
+
+    run: RunRecord
+    marks: tuple[tuple[str, datetime], ...]
+    steps: tuple[StepRecord, ...] = ()
+    audit: dict[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRun:
+    """The fields of a run that its figures need (no parameters: cheaper to read in bulk)."""
+
+    id: str
+    runbook_id: str
+    mode: str
+    services: tuple[str, ...]
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    targets: RunTargets
+    source: str
+
+
+@dataclass(frozen=True)
+class TimelineRows:
+    """Runs with their timelines, read in a few bulk queries (``Store.list_timeline_rows``).
+
+    Attributes:
+        runs: the runs, oldest first.
+        marks: per run id, ``(milestone, at)`` pairs.
+        steps: per run id, ``(step_id, phase, kind, status, started_at, ended_at)``; empty unless
+            steps were asked for.
+        waits: per run id and step id, the seconds an approval or manual step waited for a person.
+        updates: per run id, when stakeholder messages (outbox kinds ``notify`` and ``status``) went
+            out (delivered, else queued).
+    """
+
+    runs: list[TimelineRun]
+    marks: dict[str, list[tuple[str, datetime]]]
+    steps: dict[str, list[tuple[str, str, str, str, datetime | None, datetime | None]]]
+    waits: dict[str, dict[str, float]]
+    updates: dict[str, list[datetime]]
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,16 @@ runs = Table(
     Column("error", Text, nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
+    # Migration 3: the targets the run is measured against (seconds) and where the run came from.
+    Column("rto_s", Float, nullable=True),
+    Column("rpo_s", Float, nullable=True),
+    Column("mtpd_s", Float, nullable=True),
+    Column("data_loss_s", Float, nullable=True),
+    Column("cadence_s", Float, nullable=True),
+    Column("source", Text, nullable=False, server_default="engine"),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_runbook_id", "runbook_id"),
+    Index("ix_runs_mode_started_at", "mode", "started_at"),
 )
 
 step_runs = Table(
@@ -131,6 +139,8 @@ outbox = Table(
     Column("result", json_type(), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # Set while one process delivers the message, so two flushes never send it twice.
+    Column("claimed_at", UTCDateTime, nullable=True),
     UniqueConstraint("key", name="uq_outbox_key"),
     Index("ix_outbox_status_id", "status", "id"),
     Index("ix_outbox_run_id", "run_id"),

@@ -12,16 +12,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Text,
+    case,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bcm.clock import Clock, as_utc, now
+from bcm.spec.models import MILESTONES as KNOWN_MILESTONES
 from bcm.store import audit as audit_chain
 from bcm.store.engine import WRITE_OPTION, create_store_engine, safe_url
 from bcm.store.errors import AlreadyDecided, AmbiguousRun, RunNotFound, StoreUnavailable
@@ -33,13 +46,22 @@ from bcm.store.records import (
     CheckRecord,
     MarkRecord,
     OutboxRecord,
+    RunImport,
     RunRecord,
+    RunTargets,
     StepRecord,
+    TimelineRows,
+    TimelineRun,
 )
 from bcm.store.schema import approvals, audit, checks, marks, outbox, runs, step_runs
 from bcm.store.types import canonical_json, to_stored_json, truncate_text
 
 RUN_MODES = frozenset({"real", "exercise", "dry-run"})
+#: Where a run comes from: the engine, ``bcm incident record`` or ``bcm incident import``.
+RUN_SOURCES = frozenset({"engine", "record", "import"})
+#: Outbox kinds that count as stakeholder updates in the communication figures.
+UPDATE_KINDS = ("notify", "status")
+_BULK_CHUNK = 5_000
 FINISHED_STEP_STATUSES = frozenset({"succeeded", "failed", "skipped", "timed_out", "cancelled"})
 
 _AMBIGUOUS_SHOWN = 5
@@ -70,7 +92,21 @@ def _run_record(row: Row[Any]) -> RunRecord:
         error=row.error,
         started_at=row.started_at,
         ended_at=row.ended_at,
+        targets=_targets(row),
+        source=row.source,
     )
+
+
+def _raw_utc(value: object) -> datetime:
+    """A timestamp read without SQLAlchemy's processing: SQLite text (naive UTC) or a driver datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    assert isinstance(value, datetime)
+    return as_utc(value)
+
+
+def _targets(row: Row[Any]) -> RunTargets:
+    return RunTargets.from_seconds(row.rto_s, row.rpo_s, row.mtpd_s, row.data_loss_s, row.cadence_s)
 
 
 def _step_record(row: Row[Any]) -> StepRecord:
@@ -253,6 +289,7 @@ class Store:
         severity: str,
         started_at: datetime,
         status: str = "running",
+        targets: RunTargets | None = None,
     ) -> RunRecord:
         """Record a new run and audit ``run.created``.
 
@@ -260,12 +297,16 @@ class Store:
             run_id: a uuid4 hex string chosen by the engine.
             runbook_hash: sha256 of the runbook's YAML text, to prove which version ran.
             mode: ``real``, ``exercise`` or ``dry-run``.
+            targets: the RTO, RPO, MTPD and update cadence the run is measured against (the
+                runbook's effective targets when it starts); stored with the run so later changes
+                to the runbook or the BIA do not change how past runs are judged.
 
         Raises:
             ValueError: an unknown mode, or a naive ``started_at``.
         """
         if mode not in RUN_MODES:
             raise ValueError(f"run mode {mode!r} is not one of {', '.join(sorted(RUN_MODES))}")
+        targets = targets or RunTargets()
         record = RunRecord(
             id=run_id,
             runbook_id=runbook_id,
@@ -282,10 +323,12 @@ class Store:
             error=None,
             started_at=as_utc(started_at),
             ended_at=None,
+            targets=targets,
         )
         with self._write() as conn:
             conn.execute(
                 insert(runs).values(
+                    **targets.to_json(),
                     id=record.id,
                     runbook_id=record.runbook_id,
                     runbook_title=record.runbook_title,
@@ -315,6 +358,8 @@ class Store:
                     "severity": severity,
                     "status": status,
                     "started_at": audit_chain.format_at(record.started_at),
+                    # Only when set, so entries written before targets were stored hash the same.
+                    **({} if targets.empty else {"targets": targets.to_json()}),
                 },
                 run_id=run_id,
                 at=self._clock(),
@@ -416,6 +461,284 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             return [_run_record(row) for row in conn.execute(query)]
+
+    def import_runs(self, items: Sequence[RunImport], *, audit_kind: str) -> int:
+        """Write whole runs (run, marks, steps) in one transaction: all of them or none.
+
+        For disruptions recorded after the fact and for bulk loads. Each run gets one audit entry
+        of ``audit_kind`` carrying the run's facts, its targets, its milestones, the sha256 of its
+        steps and ``item.audit``; the chain is extended in memory and written in batches.
+
+        Returns:
+            How many runs were written.
+
+        Raises:
+            ValueError: an unknown mode or source, or a naive time.
+        """
+        for item in items:
+            if item.run.mode not in RUN_MODES:
+                raise ValueError(f"run mode {item.run.mode!r} is not one of {', '.join(sorted(RUN_MODES))}")
+            if item.run.source not in RUN_SOURCES:
+                raise ValueError(f"run source {item.run.source!r} is not one of {', '.join(sorted(RUN_SOURCES))}")
+        run_rows: list[dict[str, object]] = []
+        mark_rows: list[dict[str, object]] = []
+        step_rows: list[dict[str, object]] = []
+        entries: list[tuple[str | None, dict[str, object]]] = []
+        for item in items:
+            run = item.run
+            run_rows.append(
+                {
+                    "id": run.id,
+                    "runbook_id": run.runbook_id,
+                    "runbook_title": run.runbook_title,
+                    "runbook_hash": run.runbook_hash,
+                    "runbook_path": run.runbook_path,
+                    "mode": run.mode,
+                    "parameters": run.parameters,
+                    "triggered_by": run.triggered_by,
+                    "services": list(run.services),
+                    "severity": run.severity,
+                    "status": run.status,
+                    "flow_run_id": run.flow_run_id,
+                    "error": run.error,
+                    "started_at": as_utc(run.started_at),
+                    "ended_at": _optional_utc(run.ended_at),
+                    "source": run.source,
+                    **run.targets.to_json(),
+                }
+            )
+            for milestone, at in item.marks:
+                mark_rows.append({"run_id": run.id, "milestone": milestone, "at": as_utc(at), "source": run.source})
+            steps_json = []
+            for step in item.steps:
+                row = {
+                    "run_id": run.id,
+                    "step_id": step.step_id,
+                    "phase": step.phase,
+                    "kind": step.kind,
+                    "status": step.status,
+                    "attempts": step.attempts,
+                    "started_at": _optional_utc(step.started_at),
+                    "ended_at": _optional_utc(step.ended_at),
+                    "output": to_stored_json(step.output),
+                    "error": step.error,
+                    "actor": step.actor,
+                    "reason": step.reason,
+                }
+                step_rows.append(row)
+                steps_json.append({**row, "run_id": None})
+            entries.append(
+                (
+                    run.id,
+                    {
+                        "runbook_id": run.runbook_id,
+                        "runbook_title": run.runbook_title,
+                        "mode": run.mode,
+                        "source": run.source,
+                        "triggered_by": run.triggered_by,
+                        "services": list(run.services),
+                        "severity": run.severity,
+                        "status": run.status,
+                        "started_at": audit_chain.format_at(run.started_at),
+                        "ended_at": None if run.ended_at is None else audit_chain.format_at(run.ended_at),
+                        "targets": run.targets.to_json(),
+                        "marks": {milestone: audit_chain.format_at(at) for milestone, at in item.marks},
+                        "steps_sha256": _sha256(steps_json) if steps_json else None,
+                        **(item.audit or {}),
+                    },
+                )
+            )
+        with self._write() as conn:
+            for table, rows in ((runs, run_rows), (marks, mark_rows), (step_runs, step_rows)):
+                for start in range(0, len(rows), _BULK_CHUNK):
+                    conn.execute(insert(table), rows[start : start + _BULK_CHUNK])
+            self._append_many(conn, audit_kind, entries, at=self._clock())
+        return len(items)
+
+    def _append_many(
+        self, conn: Connection, kind: str, entries: Sequence[tuple[str | None, dict[str, object]]], *, at: datetime
+    ) -> None:
+        """Extend the chain by many entries with one read of its head (inside a write transaction)."""
+        head = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+        seq = 0 if head is None else head.seq
+        prev_hash = audit_chain.GENESIS_HASH if head is None else head.hash
+        rows: list[dict[str, object]] = []
+        for run_id, data in entries:
+            seq += 1
+            data_text = canonical_json(data)
+            hash_ = audit_chain.entry_hash(
+                prev_hash, seq=seq, at=at, kind=kind, run_id=run_id, data=json.loads(data_text)
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "kind": kind,
+                    "run_id": run_id,
+                    "data": data_text,
+                    "prev_hash": prev_hash,
+                    "hash": hash_,
+                }
+            )
+            prev_hash = hash_
+            if len(rows) >= _BULK_CHUNK:
+                conn.execute(insert(audit), rows)
+                rows = []
+        if rows:
+            conn.execute(insert(audit), rows)
+
+    def list_timeline_rows(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        mode: str | None = None,
+        runbook_id: str | None = None,
+        service: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        steps: bool = False,
+    ) -> TimelineRows:
+        """Runs (real and exercise; never dry runs) with their timelines, in a few queries.
+
+        The window keeps every run that may have started (impact, else declared, else run start)
+        in ``[since, until)``: runs that started before ``until`` and had not ended before
+        ``since``. ``bcm.metrics.summarise`` then applies the exact window to the milestones.
+
+        Args:
+            since: see above.
+            until: see above.
+            mode: ``real`` or ``exercise``; both when ``None``.
+            runbook_id: only runs of this runbook (``external`` for disruptions recorded without one).
+            service: only runs concerning this service.
+            run_ids: only these runs.
+            steps: also read step timings and approval waits (not needed for per-service figures).
+        """
+        # Timestamps and services are read raw and converted here: SQLAlchemy's per-value
+        # processing would cost more than the rest of the figures put together for a year of runs.
+        conditions: list[ColumnElement[bool]] = [runs.c.mode.in_([mode] if mode is not None else ["real", "exercise"])]
+        if until is not None:
+            conditions.append(runs.c.started_at < as_utc(until))
+        if since is not None:
+            conditions.append(runs.c.ended_at.is_(None) | (runs.c.ended_at >= as_utc(since)))
+        if runbook_id is not None:
+            conditions.append(runs.c.runbook_id == runbook_id)
+        if run_ids is not None:
+            conditions.append(runs.c.id.in_(list(run_ids)))
+        chosen = select(runs.c.id).where(*conditions).scalar_subquery()
+        # One row per run with a column per known milestone (a run has each milestone at most
+        # once): a year of runs comes back as one row each instead of one row per milestone.
+        pivot = (
+            select(
+                marks.c.run_id.label("run_id"),
+                *(
+                    func.min(case((marks.c.milestone == name, type_coerce(marks.c.at, Text)))).label(f"m{i}")
+                    for i, name in enumerate(KNOWN_MILESTONES)
+                ),
+            )
+            .where(marks.c.run_id.in_(chosen))
+            .group_by(marks.c.run_id)
+            .subquery()
+        )
+        # Timestamps and services are read raw and converted here: SQLAlchemy's per-value
+        # processing would cost more than the rest of the figures put together for a year of runs.
+        query = (
+            select(
+                runs.c.id,
+                runs.c.runbook_id,
+                runs.c.mode,
+                type_coerce(runs.c.services, Text),
+                runs.c.status,
+                type_coerce(runs.c.started_at, Text),
+                type_coerce(runs.c.ended_at, Text),
+                runs.c.source,
+                runs.c.rto_s,
+                runs.c.rpo_s,
+                runs.c.mtpd_s,
+                runs.c.data_loss_s,
+                runs.c.cadence_s,
+                *(pivot.c[f"m{i}"] for i in range(len(KNOWN_MILESTONES))),
+            )
+            .select_from(runs.outerjoin(pivot, pivot.c.run_id == runs.c.id))
+            .where(*conditions)
+            .order_by(runs.c.started_at, runs.c.id)
+        )
+
+        found: list[TimelineRun] = []
+        by_mark: dict[str, list[tuple[str, datetime]]] = {}
+        by_step: dict[str, list[tuple[str, str, str, str, datetime | None, datetime | None]]] = {}
+        waits: dict[str, dict[str, float]] = {}
+        updates: dict[str, list[datetime]] = {}
+        services_seen: dict[object, tuple[str, ...]] = {}
+        targets_seen: dict[tuple[float | None, ...], RunTargets] = {}
+        known = KNOWN_MILESTONES
+        fromiso = datetime.fromisoformat
+        with self._read() as conn:
+            for row in conn.execute(query).all():
+                run_id, runbook, run_mode, services_raw, status, started, ended, source = row[:8]
+                # Runs share a few service lists and target sets: parse each distinct one once.
+                key = services_raw if isinstance(services_raw, str) else tuple(services_raw)
+                services = services_seen.get(key)
+                if services is None:
+                    services = services_seen[key] = tuple(
+                        json.loads(services_raw) if isinstance(services_raw, str) else services_raw
+                    )
+                if service is not None and service not in services:
+                    continue
+                seconds: tuple[float | None, ...] = tuple(row[8:13])
+                found.append(
+                    TimelineRun(
+                        id=run_id,
+                        runbook_id=runbook,
+                        mode=run_mode,
+                        services=services,
+                        status=status,
+                        started_at=_raw_utc(started),
+                        ended_at=None if ended is None else _raw_utc(ended),
+                        targets=targets_seen.get(seconds)
+                        or targets_seen.setdefault(seconds, RunTargets.from_seconds(*seconds)),
+                        source=source,
+                    )
+                )
+                by_mark[run_id] = [
+                    (name, fromiso(at + "+00:00") if type(at) is str else as_utc(at))
+                    for name, at in zip(known, row[13:], strict=True)
+                    if at is not None
+                ]
+            wanted = {run.id for run in found}
+            # Milestones the engine does not know (a typo in an old record) still reach the figures,
+            # which report them as problems.
+            odd_query = select(marks.c.run_id, marks.c.milestone, marks.c.at).where(
+                marks.c.run_id.in_(chosen), marks.c.milestone.not_in(known)
+            )
+            for run_id, milestone, at in conn.execute(odd_query):
+                if run_id in wanted:
+                    by_mark[run_id].append((milestone, at))
+            update_query = select(outbox.c.run_id, outbox.c.delivered_at, outbox.c.created_at).where(
+                outbox.c.run_id.in_(chosen), outbox.c.kind.in_(UPDATE_KINDS)
+            )
+            for run_id, delivered_at, created_at in conn.execute(update_query.order_by(outbox.c.id)):
+                if run_id in wanted:
+                    updates.setdefault(run_id, []).append(delivered_at or created_at)
+            if steps:
+                step_query = select(
+                    step_runs.c.run_id,
+                    step_runs.c.step_id,
+                    step_runs.c.phase,
+                    step_runs.c.kind,
+                    step_runs.c.status,
+                    step_runs.c.started_at,
+                    step_runs.c.ended_at,
+                ).where(step_runs.c.run_id.in_(chosen))
+                for run_id, *fields in conn.execute(step_query):
+                    if run_id in wanted:
+                        by_step.setdefault(run_id, []).append(tuple(fields))
+                wait_query = select(approvals.c.run_id, approvals.c.step_id, approvals.c.waited_s).where(
+                    approvals.c.run_id.in_(chosen)
+                )
+                for run_id, step_id, waited_s in conn.execute(wait_query):
+                    if run_id in wanted:
+                        waits.setdefault(run_id, {})[step_id] = waited_s
+        return TimelineRows(runs=found, marks=by_mark, steps=by_step, waits=waits, updates=updates)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -591,6 +914,28 @@ class Store:
             )
         return record
 
+    def reopen_approval(self, run_id: str, step_id: str) -> bool:
+        """Forget a timed-out approval so a resumed run can ask again (audited as approval.reopened).
+
+        Returns:
+            True when a timed-out approval was reopened; decisions by people are never removed.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                select(approvals).where(approvals.c.run_id == run_id, approvals.c.step_id == step_id)
+            ).first()
+            if row is None or row.decision != "timed_out":
+                return False
+            conn.execute(approvals.delete().where(approvals.c.run_id == run_id, approvals.c.step_id == step_id))
+            self._append(
+                conn,
+                "approval.reopened",
+                {"step_id": step_id, "was": "timed_out", "timed_out_at": audit_chain.format_at(row.at)},
+                run_id=run_id,
+                at=self._clock(),
+            )
+        return True
+
     def get_approval(self, run_id: str, step_id: str) -> ApprovalRecord | None:
         """The decision recorded for a step, or ``None``."""
         query = select(approvals).where(approvals.c.run_id == run_id, approvals.c.step_id == step_id)
@@ -691,9 +1036,14 @@ class Store:
     def list_messages(
         self, *, status: str | None = None, run_id: str | None = None, limit: int | None = None
     ) -> list[OutboxRecord]:
-        """Outbox rows in the order they were queued (the order they must be delivered in)."""
+        """Outbox rows in the order they were queued (the order they must be delivered in).
+
+        ``status="undelivered"`` selects pending and claimed (being sent) rows together.
+        """
         query = select(outbox).order_by(outbox.c.id)
-        if status is not None:
+        if status == "undelivered":
+            query = query.where(outbox.c.status.in_(("pending", "sending")))
+        elif status is not None:
             query = query.where(outbox.c.status == status)
         if run_id is not None:
             query = query.where(outbox.c.run_id == run_id)
@@ -701,6 +1051,22 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             return [_outbox_record(row) for row in conn.execute(query)]
+
+    def claim_message(self, key: str, *, stale_after_s: float = 300.0) -> bool:
+        """Take the message ``key`` for delivery; False when it is delivered, failed or another
+        process holds it (a claim older than ``stale_after_s`` is taken over: that process died)."""
+        now_ = self._clock()
+        stale = now_ - timedelta(seconds=stale_after_s)
+        with self._write() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.key == key)
+                .where(
+                    (outbox.c.status == "pending") | ((outbox.c.status == "sending") & (outbox.c.claimed_at < stale))
+                )
+                .values(status="sending", claimed_at=now_)
+            )
+            return bool(result.rowcount == 1)
 
     def mark_message_delivered(self, key: str, *, result: dict[str, Any], at: datetime | None = None) -> None:
         """Record that the message ``key`` was delivered (audited as message.sent)."""
@@ -726,12 +1092,13 @@ class Store:
         """Record a failed delivery attempt; a permanent one is not retried (audited as message.failed)."""
         with self._write() as conn:
             row = conn.execute(select(outbox).where(outbox.c.key == key)).first()
-            if row is None or row.status != "pending":
+            if row is None or row.status not in ("pending", "sending"):
                 return
             conn.execute(
                 update(outbox)
                 .where(outbox.c.key == key)
                 .values(
+                    claimed_at=None,
                     status="failed" if permanent else "pending",
                     attempts=row.attempts + 1,
                     last_error=truncate_text(error),

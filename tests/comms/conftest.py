@@ -15,6 +15,7 @@ from bcm.testing.slack_standin import SlackStandIn
 from tests.conftest import FIXTURES
 
 TOKEN = "xoxb-test-secret-token"
+USERS = {u: f"{u.lower()}@example.net" for u in ("U01ADA", "U01GRACE", "U01ALAN", "U01EDS", "U01BARB")}
 SEEDED = {
     "C0EXERCISE": "bcm-exercises",
     "C0INCIDENTS": "bcm-incidents",
@@ -26,7 +27,7 @@ SEEDED = {
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
     """A running Slack Web API stand-in with the channels bcm posts to."""
-    with SlackStandIn(tokens={TOKEN}, channels=SEEDED, users={"U01ADA": "ada@example.net"}) as standin:
+    with SlackStandIn(tokens={TOKEN}, channels=SEEDED, users=USERS) as standin:
         yield standin
 
 
@@ -50,3 +51,7 @@ def notifier(slack: SlackStandIn, store: Store, catalog: Catalog) -> OutboxNotif
     """The outbox notifier over the real slack_sdk WebClient talking HTTP to the stand-in."""
     transport = SlackTransport(TOKEN, base_url=slack.base_url, retries=1, timeout_s=5)
     return OutboxNotifier(store, transport, catalog=catalog)
+
+
+# The engine's fixtures (a bcm environment on the Prefect test server) serve the Slack run tests too.
+from tests.engine.conftest import bcm_env  # noqa: E402, F401

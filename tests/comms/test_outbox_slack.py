@@ -8,7 +8,6 @@ from bcm.comms import Message, OutboxNotifier
 from bcm.comms.slack import SlackTransport
 from bcm.store import Store
 from bcm.testing.slack_standin import SlackStandIn
-from tests.comms.conftest import TOKEN
 
 RUN = "0123456789abcdef0123456789abcdef"
 

@@ -1,0 +1,230 @@
+"""Publish a finished run to Prefect: a table artifact, a markdown summary and events.
+
+Called by the runbook flow when a run ends. The artifacts show in the flow run's page; the events
+let Prefect automations react (see ``prefect/automations/rto-breached.yaml``):
+
+- ``bcm.run.completed`` for every run;
+- ``bcm.rto.breached`` when the time to recover exceeded the RTO;
+- ``bcm.milestone.<name>`` for each milestone reached, at the time it was reached.
+
+Each event's resource is ``bcm.run.<run id>`` (labels ``bcm.mode``, ``bcm.runbook``,
+``bcm.status``, ``bcm.services``); its related resources are ``bcm.service.<id>`` (role
+``service``) for each service, ``bcm.runbook.<id>`` (role ``runbook``) and ``bcm.mode.<mode>``
+(role ``mode``). Publishing never fails a run: any error is logged and the run's result stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+
+from bcm.config import load_settings
+from bcm.durations import format_duration
+from bcm.metrics import Figure, RunFigures, Timeline, run_figures
+from bcm.spec import load_one
+from bcm.store import RunRecord, Store
+from bcm.timelines import run_timeline, runbook_targets
+
+__all__ = ["artifact_key", "publish_run_results", "run_events", "summary_markdown", "timeline_table"]
+
+logger = logging.getLogger("bcm.publish")
+
+_FIGURES: tuple[tuple[str, str], ...] = (
+    ("ttd", "time to detect"),
+    ("tta", "time to acknowledge"),
+    ("time_to_mitigate", "time to mitigate"),
+    ("ttr", "time to recover"),
+    ("time_to_resolve", "time to resolve"),
+)
+
+
+def artifact_key(run_id: str, suffix: str = "") -> str:
+    """The artifact key of a run: ``bcm-run-<short id>[-suffix]`` (lowercase letters, digits, dashes)."""
+    return f"bcm-run-{run_id[:8].lower()}" + (f"-{suffix}" if suffix else "")
+
+
+def publish_run_results(run_id: str) -> None:
+    """Create the run's artifacts and emit its events; log and carry on when anything fails."""
+    try:
+        _publish(run_id)
+    except Exception:
+        logger.exception("could not publish the results of run %s to Prefect; the run itself is unaffected", run_id)
+
+
+def _publish(run_id: str) -> None:
+    settings = load_settings()
+    with Store.open(settings.database_url) as store:
+        record = store.get_run(run_id)
+        fallback = None
+        if record.targets.empty and record.runbook_path:
+            loaded, catalog = load_one(record.runbook_path, library_root=settings.runbooks)
+            targets = runbook_targets(loaded, catalog)
+            fallback = lambda run: targets  # noqa: E731
+        timeline = run_timeline(store, record.id, fallback=fallback)
+    if timeline is None:  # a dry run: nothing was measured
+        return
+    figures = run_figures(timeline)
+    create_table_artifact(
+        table=timeline_table(timeline, figures),
+        key=artifact_key(record.id),
+        description=f"Timeline and figures of {record.runbook_id} run {record.short_id} ({record.mode})",
+    )
+    create_markdown_artifact(
+        markdown=summary_markdown(record, timeline, figures),
+        key=artifact_key(record.id, "summary"),
+        description=f"Summary of {record.runbook_id} run {record.short_id} ({record.mode})",
+    )
+    for event in run_events(record, timeline, figures):
+        emit_event(**event)
+
+
+def _iso(at: datetime | None) -> str:
+    return "" if at is None else at.isoformat(timespec="seconds")
+
+
+def _figure_text(figure: Figure) -> str:
+    return format_duration(figure.value) if figure.value is not None else f"unknown: {figure.unknown_reason}"
+
+
+def _rto_line(timeline: Timeline, figures: RunFigures) -> str:
+    rto = format_duration(timeline.rto)
+    if figures.rto_attained is None or figures.rto_margin is None:
+        why = "no RTO set" if timeline.rto is None else f"time to recover {_figure_text(figures.ttr)}"
+        return f"RTO {rto}: not known ({why})"
+    took = format_duration(figures.ttr.value)
+    if figures.rto_attained:
+        return f"RTO {rto} attained: recovered in {took}, {format_duration(figures.rto_margin)} to spare"
+    return f"RTO {rto} MISSED by {format_duration(-figures.rto_margin)}: recovered in {took}"
+
+
+def _mtpd_line(timeline: Timeline, figures: RunFigures) -> str:
+    if figures.mtpd_breached is None:
+        return f"MTPD {format_duration(timeline.mtpd)}: not known"
+    return f"MTPD {format_duration(timeline.mtpd)} {'BREACHED' if figures.mtpd_breached else 'not breached'}"
+
+
+def timeline_table(timeline: Timeline, figures: RunFigures) -> list[dict[str, Any]]:
+    """The rows of the table artifact: milestones in time order, steps, then the figures."""
+    rows: list[dict[str, Any]] = []
+    for mark in sorted(timeline.marks, key=lambda m: m.at):
+        rows.append({"kind": "milestone", "name": mark.milestone, "at": _iso(mark.at), "duration": "", "detail": ""})
+    steps = sorted(timeline.steps, key=lambda s: (s.started_at is None, s.started_at or datetime.min, s.step_id))
+    for step in steps:
+        took = figures.step_durations.get(step.step_id)
+        rows.append(
+            {
+                "kind": "step",
+                "name": step.step_id,
+                "at": _iso(step.started_at),
+                "duration": format_duration(took.value) if took is not None and took.value is not None else "",
+                "detail": f"{step.phase} {step.kind}: {step.status}",
+            }
+        )
+    for attribute, label in _FIGURES:
+        figure: Figure = getattr(figures, attribute)
+        rows.append(
+            {
+                "kind": "figure",
+                "name": label,
+                "at": "",
+                "duration": format_duration(figure.value) if figure.value is not None else "",
+                "detail": "" if figure.value is not None else f"unknown: {figure.unknown_reason}",
+            }
+        )
+    rows.append(
+        {
+            "kind": "target",
+            "name": "RTO",
+            "at": "",
+            "duration": format_duration(timeline.rto),
+            "detail": _rto_line(timeline, figures),
+        }
+    )
+    rows.append(
+        {
+            "kind": "target",
+            "name": "MTPD",
+            "at": "",
+            "duration": format_duration(timeline.mtpd),
+            "detail": _mtpd_line(timeline, figures),
+        }
+    )
+    return rows
+
+
+def summary_markdown(record: RunRecord, timeline: Timeline, figures: RunFigures) -> str:
+    """The markdown artifact: RTO attained or missed, MTPD, and the "time to ..." figures."""
+    lines = [
+        f"# {record.runbook_title}: run {record.short_id} ({record.mode}, {record.status})",
+        "",
+        f"**{_rto_line(timeline, figures)}**",
+        "",
+        f"**{_mtpd_line(timeline, figures)}**",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    for attribute, label in _FIGURES:
+        lines.append(f"| {label} | {_figure_text(getattr(figures, attribute))} |")
+    basis = figures.ttr_basis or "-"
+    lines += [
+        "",
+        f"Time to recover counts from {basis} to recovered (MBCO reached). "
+        f"Runbook `{record.runbook_id}`; services: {', '.join(record.services) or '-'}.",
+    ]
+    if figures.problems:
+        lines += ["", "Problems in the timeline:", *(f"- {problem}" for problem in figures.problems)]
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def run_events(record: RunRecord, timeline: Timeline, figures: RunFigures) -> list[dict[str, Any]]:
+    """The events of a finished run, as keyword arguments for ``emit_event``."""
+    resource = {
+        "prefect.resource.id": f"bcm.run.{record.id}",
+        "prefect.resource.name": f"{record.runbook_id}/{record.mode}/{record.short_id}",
+        "bcm.mode": record.mode,
+        "bcm.runbook": record.runbook_id,
+        "bcm.status": record.status,
+        "bcm.services": ",".join(record.services),
+    }
+    related = [
+        *({"prefect.resource.id": f"bcm.service.{s}", "prefect.resource.role": "service"} for s in record.services),
+        {"prefect.resource.id": f"bcm.runbook.{record.runbook_id}", "prefect.resource.role": "runbook"},
+        {"prefect.resource.id": f"bcm.mode.{record.mode}", "prefect.resource.role": "mode"},
+    ]
+    payload = {
+        "status": record.status,
+        "time_to_detect_s": _seconds(figures.ttd.value),
+        "time_to_acknowledge_s": _seconds(figures.tta.value),
+        "time_to_mitigate_s": _seconds(figures.time_to_mitigate.value),
+        "time_to_recover_s": _seconds(figures.ttr.value),
+        "time_to_recover_from": figures.ttr_basis,
+        "rto_s": _seconds(timeline.rto),
+        "rto_attained": figures.rto_attained,
+        "rto_margin_s": _seconds(figures.rto_margin),
+        "mtpd_s": _seconds(timeline.mtpd),
+        "mtpd_breached": figures.mtpd_breached,
+        "summary": _rto_line(timeline, figures),
+    }
+    events: list[dict[str, Any]] = [
+        {
+            "event": f"bcm.milestone.{mark.milestone}",
+            "resource": resource,
+            "related": related,
+            "occurred": mark.at,
+            "payload": {"milestone": mark.milestone, "at": mark.at.isoformat()},
+        }
+        for mark in sorted(timeline.marks, key=lambda m: m.at)
+    ]
+    if figures.rto_attained is False:
+        events.append({"event": "bcm.rto.breached", "resource": resource, "related": related, "payload": payload})
+    events.append({"event": "bcm.run.completed", "resource": resource, "related": related, "payload": payload})
+    return events
