@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -62,13 +63,18 @@ def check_context(loaded: LoadedRunbook, catalog: Catalog, params: dict[str, obj
 
 
 def summarise_outcome(outcome: StepOutcome) -> str:
-    """One line saying what a check found."""
-    if outcome.error:
-        return outcome.error
+    """One line saying what a check found (for a failed script: the subjects that are not ready)."""
     output = outcome.output
     if isinstance(output, dict) and "stdout" in output:
         lines = str(output["stdout"]).strip().splitlines()
-        return lines[-1] if lines else "ok"
+        if outcome.ok:
+            return lines[-1] if lines else "ok"
+        # A script checking several subjects prints a line each: show the ones not ready.
+        bad = [line for line in lines if not re.search(r":\s*ok\b", line, re.IGNORECASE)]
+        if bad:
+            return f"exit code {output.get('exit_code')}: " + "; ".join(bad)
+    if outcome.error:
+        return outcome.error
     return str(output)[:200] if output is not None else "ok"
 
 
@@ -93,7 +99,7 @@ def run_checks(
     for wave in plan.waves():
         for step_id in wave:
             planned = plan.get(step_id)
-            blocked = [n for n in planned.needs if n in failed]
+            blocked = [n for n in planned.needs if n in failed and plan.get(n).step.on_failure == "stop"]
             if blocked:
                 outcome = StepOutcome("failed", error=f"not checked: {', '.join(blocked)} failed first")
             else:

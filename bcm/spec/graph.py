@@ -1,7 +1,9 @@
 """The dependency graph of a runbook's steps, shared by validation and the engine's plan.
 
 Rules (from the runbook format): within a phase, a step without ``needs`` follows the step written
-before it; a step with ``needs`` waits for exactly those steps. Communication and response start
+before it; a step with ``needs`` waits for exactly those steps. Prevention steps are readiness
+checks: each stands alone unless its ``needs`` names others, so one failed check never hides the
+result of the next. Communication and response start
 together; every recovery step also waits for the whole response phase. Prevention steps run only
 as readiness checks and form a graph of their own.
 """
@@ -24,7 +26,10 @@ def dependencies(runbook: Runbook, *, phases: tuple[str, ...] = INCIDENT_PHASES)
     for phase in phases:
         previous: str | None = None
         for step in getattr(runbook.phases, phase):
-            wanted = list(step.needs) if step.needs else [previous] if previous else []
+            if phase == "prevention":
+                wanted = list(step.needs)  # readiness checks are independent unless needs says so
+            else:
+                wanted = list(step.needs) if step.needs else [previous] if previous else []
             if phase == "recovery":
                 wanted += [r for r in response_ids if r not in wanted]
             deps[step.id] = tuple(dict.fromkeys(wanted))
