@@ -40,6 +40,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/notify.py
+	$(BIN)/python benchmarks/metrics.py
 
 schema: $(STAMP)
 	$(BIN)/bcm schema > runbooks/runbook.schema.json

@@ -136,6 +136,15 @@ def test_real_run_opens_channel_pins_board_and_is_approved_by_button(
     assert "*approved* by Ada Lovelace" in json.dumps(request["blocks"])
     exec_posts = [m["text"] for m in slack.messages("exec-bridge")]
     assert exec_posts == ["Voice down at &lt;!channel&gt; lon. Next update in 30 minutes."]
+    # The bot token appears nowhere bcm writes: store, audit, outbox, Prefect artifacts.
+    from prefect import get_client
+
+    with slack_env.store() as store:
+        written = json.dumps(store.export_audit(), default=str)
+        written += json.dumps([(m.payload, m.result, m.last_error) for m in store.list_messages()], default=str)
+    with get_client(sync_client=True) as client:
+        written += json.dumps([a.data for a in client.read_artifacts()], default=str)
+    assert TOKEN not in written
 
 
 def test_bad_signature_stale_and_replayed_requests_are_rejected(interactivity: tuple[str, list[Any]]) -> None:
