@@ -225,3 +225,37 @@ def test_two_minute_slack_outage_mid_run_loses_and_doubles_nothing(slack_env: Bc
     with slack_env.store() as store:
         assert store.list_messages(status="pending") == []
         assert store.list_messages(status="failed") == []
+
+
+def test_slash_command_starts_a_real_background_run(slack_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no deployment for the runbook, `/bcm run` starts `bcm run` in the background; the run happens."""
+    from bcm.cli import _trigger_run
+    from flows.runbook import deliver_decision
+
+    monkeypatch.setenv("PREFECT_API_URL", slack_env.api_url)  # the background process uses the test server
+    app = create_app(settings=load_settings(), signing_secret=SECRET, deliver=deliver_decision, trigger=_trigger_run)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=10)
+        body = urllib.parse.urlencode({"command": "/bcm", "text": "run cadence --exercise", "user_id": "U01BARB"})
+        answer = post_signed(f"http://127.0.0.1:{port}/slack/commands", body).json()["text"]
+        assert answer.startswith(":rocket: Starting exercise run `")
+        short = answer.split("`")[1]
+
+        def finished() -> Any:
+            if not (slack_env.home / "bcm.db").exists():
+                return None
+            with slack_env.store() as store:
+                runs = [r for r in store.list_runs() if r.short_id == short and r.status == "succeeded"]
+            return runs[0] if runs else None
+
+        run = wait_for(finished, timeout=90)
+        assert (run.runbook_id, run.mode, run.triggered_by) == ("cadence", "exercise", "slack:U01BARB")
+    finally:
+        server.should_exit = True
+        thread.join(10)
