@@ -60,3 +60,36 @@ def test_flush_while_slack_is_down_exits_1_and_keeps_the_queue(tmp_path: Path, s
     doc = json.loads(wrong.stdout)
     assert doc["failed"] == [{"key": "k1", "kind": "notify", "error": "chat.postMessage: invalid_auth"}]
     assert "xoxb-leaky-secret" not in wrong.stdout + wrong.stderr
+
+
+def test_status_shows_messages_that_cannot_be_delivered(tmp_path: Path, slack: SlackStandIn) -> None:
+    """A permanent Slack error is shown in `bcm status` with the message and the error."""
+    from datetime import UTC, datetime
+
+    with Store.open(f"sqlite:///{tmp_path / 'bcm.db'}") as store:
+        store.create_run(
+            run_id=RUN,
+            runbook_id="x",
+            runbook_title="X",
+            runbook_hash="0" * 64,
+            runbook_path="x.yaml",
+            mode="real",
+            parameters={},
+            triggered_by="t",
+            services=[],
+            severity="sev2",
+            started_at=datetime(2026, 11, 1, tzinfo=UTC),
+        )
+        notifier = OutboxNotifier(store, SlackTransport(TOKEN, base_url=slack.base_url, retries=0))
+        payload_message = Message(key=f"{RUN}/n/notify", run_id=RUN, kind="notify", text="hello", to=("nobody",))
+        slack.fail_permanently("channel_not_found", method="chat.postMessage")
+        notifier.send(payload_message)
+    result = bcm(tmp_path, slack, "status", RUN[:8], "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["messages"] == {
+        "delivered": 0,
+        "pending": [],
+        "failed": [{"key": f"{RUN}/n/notify/0", "kind": "notify", "error": "chat.postMessage: channel_not_found"}],
+    }
+    human = bcm(tmp_path, slack, "status", RUN[:8])
+    assert f"message {RUN}/n/notify/0 (notify) not delivered: chat.postMessage: channel_not_found" in human.stdout
