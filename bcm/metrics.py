@@ -61,6 +61,7 @@ from typing import Literal
 
 from bcm.clock import as_utc
 from bcm.durations import format_duration
+from bcm.spec.models import MILESTONES as ALL_MILESTONES
 
 __all__ = [
     "EXERCISE_MILESTONES",
@@ -85,20 +86,11 @@ Mode = Literal["real", "exercise"]
 RecoveryBasis = Literal["impact_started", "declared"]
 GroupBy = Literal["service", "runbook"]
 
-MILESTONES: tuple[str, ...] = (
-    "impact_started",
-    "detected",
-    "acknowledged",
-    "declared",
-    "mitigated",
-    "recovered",
-    "resolved",
-    "stood_down",
-)
-"""Milestones of a disruption, real or exercised, in their usual order."""
-
 EXERCISE_MILESTONES: tuple[str, ...] = ("startex", "inject_delivered", "endex")
 """Milestones only exercises record."""
+
+MILESTONES: tuple[str, ...] = tuple(m for m in ALL_MILESTONES if m not in EXERCISE_MILESTONES)
+"""Milestones of a disruption, real or exercised, in their usual order (from the runbook format)."""
 
 _KNOWN_MILESTONES = frozenset(MILESTONES + EXERCISE_MILESTONES)
 

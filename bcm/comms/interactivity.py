@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bcm.comms import Message, make_notifier, make_transport
+from bcm.comms import make_notifier, make_transport
+from bcm.comms.messages import decision_message
 from bcm.comms.slack import verify_request
 from bcm.comms.transport import DeliveryError
 from bcm.config import Settings
@@ -120,23 +121,17 @@ def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, tri
             except (ApprovalRefused, BcmError) as exc:
                 _ephemeral(settings, channel, user, f":no_entry: {exc}")
                 return
-            from bcm.comms.messages import decision_blocks
-
-            notifier = make_notifier(settings, store)
-            notifier.send(
-                Message(
-                    key=f"{run.id}/{step_id}/decision",
+            make_notifier(settings, store).send(
+                decision_message(
                     run_id=run.id,
-                    kind="decision",
                     step_id=step_id,
-                    text=f"{step_id}: {approval.decision} by {approval.by}",
+                    prompt=step.person_prompt,
+                    decision=approval.decision,
+                    by=approval.by,
+                    note=None,
+                    at=approval.at,
                     exercise=run.mode == "exercise",
-                    blocks=decision_blocks(
-                        prompt=step.person_prompt, decision=approval.decision, by=approval.by, note=None, at=approval.at
-                    ),
-                    target={"channel": channel, "ts": message_ts}
-                    if message_ts
-                    else {"key": f"{run.id}/{step_id}/request"},
+                    target={"channel": channel, "ts": message_ts} if message_ts else None,
                 )
             )
         if run.flow_run_id and not deliver(run.flow_run_id, Decision(approved=approved, by=approval.by)):

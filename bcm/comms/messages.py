@@ -119,6 +119,34 @@ def decision_blocks(
     return (section(f"*{prompt}*"), section(text))
 
 
+def decision_message(
+    *,
+    run_id: str,
+    step_id: str,
+    prompt: str,
+    decision: str,
+    by: str,
+    note: str | None,
+    at: datetime,
+    exercise: bool,
+    target: dict[str, str] | None = None,
+) -> Message:
+    """The edit of an approval request once decided (by button, `bcm approve`, or a timeout).
+
+    The key is the same whoever sends it, so the request is edited once.
+    """
+    return Message(
+        key=f"{run_id}/{step_id}/decision",
+        run_id=run_id,
+        kind="decision",
+        step_id=step_id,
+        text=exercise_text(f"{step_id}: {decision} by {by}", exercise=exercise),
+        exercise=exercise,
+        blocks=decision_blocks(prompt=prompt, decision=decision, by=by, note=note, at=at),
+        target=target or {"key": f"{run_id}/{step_id}/request"},
+    )
+
+
 def step_update_text(step_id: str, label: str, status: str, took: float | None, detail: str | None) -> str:
     """One line for the board's thread when a step changes."""
     line = f"{ICONS.get(status, '')} `{step_id}` {escape_mrkdwn(label)} — {status}"

@@ -16,7 +16,7 @@ from bcm.comms.messages import (
     approval_blocks,
     board_message,
     context,
-    decision_blocks,
+    decision_message,
     section,
     step_update_text,
 )
@@ -265,15 +265,15 @@ class RunComms:
         except TemplateRenderError:
             prompt = step.person_prompt
         self._send(
-            Message(
-                key=f"{self.run_id}/{step.id}/decision",
+            decision_message(
                 run_id=self.run_id,
-                kind="decision",
                 step_id=step.id,
-                text=exercise_text(f"{step.id}: {decision} by {by}", exercise=self.exercise),
+                prompt=prompt,
+                decision=decision,
+                by=by,
+                note=note,
+                at=self.now(),
                 exercise=self.exercise,
-                blocks=decision_blocks(prompt=prompt, decision=decision, by=by, note=note, at=self.now()),
-                target={"key": f"{self.run_id}/{step.id}/request"},
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -47,18 +48,25 @@ def interactivity(slack_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> Iterato
         triggered.append((runbook, parameters, kw))
 
     app = create_app(settings=load_settings(), signing_secret=SECRET, deliver=deliver_decision, trigger=trigger)
+    with serving(app) as url:
+        yield url, triggered
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port, as `bcm slack serve` does; yield its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", triggered
-    server.should_exit = True
-    thread.join(10)
+    try:
+        wait_for(lambda: server.started, timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def post_signed(url: str, body: str, *, timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
@@ -234,16 +242,9 @@ def test_slash_command_starts_a_real_background_run(slack_env: BcmEnv, monkeypat
 
     monkeypatch.setenv("PREFECT_API_URL", slack_env.api_url)  # the background process uses the test server
     app = create_app(settings=load_settings(), signing_secret=SECRET, deliver=deliver_decision, trigger=_trigger_run)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, timeout=10)
+    with serving(app) as url:
         body = urllib.parse.urlencode({"command": "/bcm", "text": "run cadence --exercise", "user_id": "U01BARB"})
-        answer = post_signed(f"http://127.0.0.1:{port}/slack/commands", body).json()["text"]
+        answer = post_signed(f"{url}/slack/commands", body).json()["text"]
         assert answer.startswith(":rocket: Starting exercise run `")
         short = answer.split("`")[1]
 
@@ -255,7 +256,4 @@ def test_slash_command_starts_a_real_background_run(slack_env: BcmEnv, monkeypat
             return runs[0] if runs else None
 
         run = wait_for(finished, timeout=90)
-        assert (run.runbook_id, run.mode, run.triggered_by) == ("cadence", "exercise", "slack:U01BARB")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    assert (run.runbook_id, run.mode, run.triggered_by) == ("cadence", "exercise", "slack:U01BARB")
