@@ -21,6 +21,7 @@ from bcm.metrics import Mark, Mode, StepTiming, Timeline
 from bcm.spec.loader import Catalog, Library, LoadedRunbook
 from bcm.spec.summary import effective_targets
 from bcm.store import RunTargets, Store, TimelineRows, TimelineRun
+from bcm.store.store import paused_gc
 
 __all__ = [
     "TargetsFallback",
@@ -99,7 +100,7 @@ def build_timelines(rows: TimelineRows, *, fallback: TargetsFallback | None = No
                 runbook_id=run.runbook_id,
                 services=run.services,
                 mode=cast(Mode, run.mode),
-                marks=tuple(Mark(milestone, at) for milestone, at in marks_of.get(run.id, ())),
+                marks=tuple([Mark(milestone, at) for milestone, at in marks_of.get(run.id, ())]),
                 steps=steps,
                 rto=targets.rto,
                 rpo=targets.rpo,
@@ -131,11 +132,19 @@ def load_timelines(
     ``since``/``until`` select the runs that may have started in the window; pass the same values
     to :func:`bcm.metrics.summarise` for the exact window. ``steps`` also reads step timings and
     approval waits, which per-service figures do not need.
+
+    The cyclic garbage collector is paused meanwhile (:func:`bcm.store.store.paused_gc`): a
+    year of runs is about a million small objects with no cycles among them, and collecting
+    over them repeatedly used to cost more than reading them.
     """
-    rows = store.list_timeline_rows(
-        since=since, until=until, mode=mode, runbook_id=runbook_id, service=service, run_ids=run_ids, steps=steps
-    )
-    return build_timelines(rows, fallback=fallback)
+    with paused_gc():
+        rows = store.list_timeline_rows(
+            since=since, until=until, mode=mode, runbook_id=runbook_id, service=service, run_ids=run_ids, steps=steps
+        )
+        timelines = build_timelines(rows, fallback=fallback)
+        # Free the intermediate rows before the collector is back, so it never has to look at them.
+        del rows
+    return timelines
 
 
 def run_timeline(store: Store, run_id: str, *, fallback: TargetsFallback | None = None) -> Timeline | None:

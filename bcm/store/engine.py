@@ -77,6 +77,9 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.fetchall()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # In WAL mode NORMAL never corrupts the database and survives a process crash; only a power
+        # cut can lose the last commits. FULL would fsync on every commit: each step writes several.
+        cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 

@@ -18,13 +18,16 @@ a migration is history), append ``Migration(2, "something", _0002_something)`` t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    DateTime,
     Engine,
     Float,
     ForeignKey,
@@ -35,10 +38,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     insert,
     inspect,
     select,
     text,
+    update,
 )
 
 from bcm.clock import Clock, now
@@ -201,10 +206,54 @@ def _0003_run_targets(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_runs_mode_started_at ON runs (mode, started_at)"))
 
 
+_BACKFILL_CHUNK = 5_000
+
+
+def _0004_run_milestones(conn: Connection) -> None:
+    """Each run's milestones copied onto its ``runs`` row, as JSON text, for reading runs in bulk.
+
+    ``runs.milestones`` is ``{"detected": "2026-05-01T09:00:00.000000+00:00", ...}``: milestone
+    to time, the time in UTC with microseconds (the form the audit chain writes), serialised with
+    sorted keys and no spaces. ``marks`` stays the source of truth; the store writes the copy in
+    the same transaction as every mark it inserts, so the two never disagree. With it, a year of
+    runs and their timelines is one scan of ``runs`` instead of a GROUP BY over every mark.
+
+    Existing runs are backfilled from ``marks`` here (in Python, so that both backends get
+    byte-for-byte the text the store itself writes).
+    """
+    conn.execute(text("ALTER TABLE runs ADD COLUMN milestones TEXT NOT NULL DEFAULT '{}'"))
+    md = MetaData()
+    old_marks = Table(
+        "marks", md, Column("run_id", Text), Column("milestone", Text), Column("at", DateTime(timezone=True))
+    )
+    old_runs = Table("runs", md, Column("id", Text), Column("milestones", Text))
+    found: dict[str, dict[str, str]] = {}
+    query = select(old_marks.c.run_id, old_marks.c.milestone, old_marks.c.at)
+    for run_id, milestone, at in conn.execute(query):
+        found.setdefault(run_id, {})[milestone] = _milestone_time(at)
+    rows = [{"run": run_id, "text": _milestones_text(milestones)} for run_id, milestones in found.items()]
+    statement = update(old_runs).where(old_runs.c.id == bindparam("run")).values(milestones=bindparam("text"))
+    for start in range(0, len(rows), _BACKFILL_CHUNK):
+        conn.execute(statement, rows[start : start + _BACKFILL_CHUNK])
+
+
+def _milestone_time(at: datetime | str) -> str:
+    """A stored mark time (SQLite: naive UTC, as datetime or text; PostgreSQL: aware) as migration 4's text."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")
+
+
+def _milestones_text(milestones: dict[str, str]) -> str:
+    return json.dumps(milestones, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _0001_initial),
     Migration(2, "outbox", _0002_outbox),
     Migration(3, "run targets and source", _0003_run_targets),
+    Migration(4, "run milestones", _0004_run_milestones),
 )
 
 

@@ -49,6 +49,9 @@ runs = Table(
     Column("data_loss_s", Float, nullable=True),
     Column("cadence_s", Float, nullable=True),
     Column("source", Text, nullable=False, server_default="engine"),
+    # Migration 4: a copy of the run's marks, ``{"milestone": "ISO time in UTC", ...}`` as JSON
+    # text, written in the same transaction as each mark; ``marks`` stays the source of truth.
+    Column("milestones", Text, nullable=False, server_default="{}"),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_runbook_id", "runbook_id"),
     Index("ix_runs_mode_started_at", "mode", "started_at"),

@@ -10,6 +10,7 @@ nothing it would notice.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -24,8 +25,6 @@ from sqlalchemy import (
     Engine,
     Row,
     Text,
-    case,
-    func,
     insert,
     select,
     type_coerce,
@@ -95,6 +94,31 @@ def _run_record(row: Row[Any]) -> RunRecord:
         targets=_targets(row),
         source=row.source,
     )
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many objects that form no cycles.
+
+    Reading a year of runs makes about a million tuples, datetimes and records. Each allocation
+    counts towards the collector's thresholds, so it runs full collections over the growing heap
+    again and again, and finds nothing: none of these objects refer back to each other. That cost
+    more than reading the rows themselves. Reference counting still frees everything as usual;
+    the collector is re-enabled on exit (only if it was enabled on entry, so nesting is harmless)
+    and catches up on its next run.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _milestones_text(milestones: dict[str, str]) -> str:
+    """``runs.milestones``: milestone to ``audit.format_at`` time, as canonical JSON (see migration 4)."""
+    return canonical_json(milestones)
 
 
 def _raw_utc(value: object) -> datetime:
@@ -486,6 +510,7 @@ class Store:
         entries: list[tuple[str | None, dict[str, object]]] = []
         for item in items:
             run = item.run
+            milestones = {milestone: audit_chain.format_at(at) for milestone, at in item.marks}
             run_rows.append(
                 {
                     "id": run.id,
@@ -504,6 +529,7 @@ class Store:
                     "started_at": as_utc(run.started_at),
                     "ended_at": _optional_utc(run.ended_at),
                     "source": run.source,
+                    "milestones": _milestones_text(milestones),
                     **run.targets.to_json(),
                 }
             )
@@ -542,7 +568,7 @@ class Store:
                         "started_at": audit_chain.format_at(run.started_at),
                         "ended_at": None if run.ended_at is None else audit_chain.format_at(run.ended_at),
                         "targets": run.targets.to_json(),
-                        "marks": {milestone: audit_chain.format_at(at) for milestone, at in item.marks},
+                        "marks": milestones,
                         "steps_sha256": _sha256(steps_json) if steps_json else None,
                         **(item.audit or {}),
                     },
@@ -604,6 +630,12 @@ class Store:
         in ``[since, until)``: runs that started before ``until`` and had not ended before
         ``since``. ``bcm.metrics.summarise`` then applies the exact window to the milestones.
 
+        Runs and their milestones come from one scan of ``runs``: each run row carries a copy of
+        its marks (``runs.milestones``, JSON text written in the same transaction as each mark; see
+        migration 4), so a year of runs needs no GROUP BY over every mark. A run's milestones are
+        listed known ones first, in ``bcm.spec.models.MILESTONES`` order, then any others (a typo
+        in an old record, which the figures report as a problem) in time order.
+
         Args:
             since: see above.
             until: see above.
@@ -613,8 +645,6 @@ class Store:
             run_ids: only these runs.
             steps: also read step timings and approval waits (not needed for per-service figures).
         """
-        # Timestamps and services are read raw and converted here: SQLAlchemy's per-value
-        # processing would cost more than the rest of the figures put together for a year of runs.
         conditions: list[ColumnElement[bool]] = [runs.c.mode.in_([mode] if mode is not None else ["real", "exercise"])]
         if until is not None:
             conditions.append(runs.c.started_at < as_utc(until))
@@ -625,20 +655,6 @@ class Store:
         if run_ids is not None:
             conditions.append(runs.c.id.in_(list(run_ids)))
         chosen = select(runs.c.id).where(*conditions).scalar_subquery()
-        # One row per run with a column per known milestone (a run has each milestone at most
-        # once): a year of runs comes back as one row each instead of one row per milestone.
-        pivot = (
-            select(
-                marks.c.run_id.label("run_id"),
-                *(
-                    func.min(case((marks.c.milestone == name, type_coerce(marks.c.at, Text)))).label(f"m{i}")
-                    for i, name in enumerate(KNOWN_MILESTONES)
-                ),
-            )
-            .where(marks.c.run_id.in_(chosen))
-            .group_by(marks.c.run_id)
-            .subquery()
-        )
         # Timestamps and services are read raw and converted here: SQLAlchemy's per-value
         # processing would cost more than the rest of the figures put together for a year of runs.
         query = (
@@ -656,9 +672,8 @@ class Store:
                 runs.c.mtpd_s,
                 runs.c.data_loss_s,
                 runs.c.cadence_s,
-                *(pivot.c[f"m{i}"] for i in range(len(KNOWN_MILESTONES))),
+                runs.c.milestones,
             )
-            .select_from(runs.outerjoin(pivot, pivot.c.run_id == runs.c.id))
             .where(*conditions)
             .order_by(runs.c.started_at, runs.c.id)
         )
@@ -672,9 +687,12 @@ class Store:
         targets_seen: dict[tuple[float | None, ...], RunTargets] = {}
         known = KNOWN_MILESTONES
         fromiso = datetime.fromisoformat
-        with self._read() as conn:
+        # The decoder's own scan, without ``json.loads``'s wrapper and whitespace checks: the text
+        # is ours (``_milestones_text``), compact JSON with nothing around it.
+        decode = json.JSONDecoder().raw_decode
+        with self._read() as conn, paused_gc():
             for row in conn.execute(query).all():
-                run_id, runbook, run_mode, services_raw, status, started, ended, source = row[:8]
+                run_id, runbook, run_mode, services_raw, status, started, ended, source, *seconds_, stored_text = row
                 # Runs share a few service lists and target sets: parse each distinct one once.
                 key = services_raw if isinstance(services_raw, str) else tuple(services_raw)
                 services = services_seen.get(key)
@@ -684,7 +702,11 @@ class Store:
                     )
                 if service is not None and service not in services:
                     continue
-                seconds: tuple[float | None, ...] = tuple(row[8:13])
+                seconds: tuple[float | None, ...] = tuple(seconds_)
+                # ``_raw_utc`` inlined for SQLite's text, the common case.
+                started_at = fromiso(started + "+00:00") if type(started) is str else _raw_utc(started)
+                if ended is not None:
+                    ended = fromiso(ended + "+00:00") if type(ended) is str else _raw_utc(ended)
                 found.append(
                     TimelineRun(
                         id=run_id,
@@ -692,27 +714,21 @@ class Store:
                         mode=run_mode,
                         services=services,
                         status=status,
-                        started_at=_raw_utc(started),
-                        ended_at=None if ended is None else _raw_utc(ended),
+                        started_at=started_at,
+                        ended_at=ended,
                         targets=targets_seen.get(seconds)
                         or targets_seen.setdefault(seconds, RunTargets.from_seconds(*seconds)),
                         source=source,
                     )
                 )
-                by_mark[run_id] = [
-                    (name, fromiso(at + "+00:00") if type(at) is str else as_utc(at))
-                    for name, at in zip(known, row[13:], strict=True)
-                    if at is not None
-                ]
+                stored: dict[str, str] = decode(stored_text)[0]
+                pairs = [(name, fromiso(stored[name])) for name in known if name in stored]
+                if len(pairs) < len(stored):
+                    # Milestones the engine does not know still reach the figures, which report them.
+                    odd = sorted((fromiso(at), name) for name, at in stored.items() if name not in known)
+                    pairs.extend((name, at) for at, name in odd)
+                by_mark[run_id] = pairs
             wanted = {run.id for run in found}
-            # Milestones the engine does not know (a typo in an old record) still reach the figures,
-            # which report them as problems.
-            odd_query = select(marks.c.run_id, marks.c.milestone, marks.c.at).where(
-                marks.c.run_id.in_(chosen), marks.c.milestone.not_in(known)
-            )
-            for run_id, milestone, at in conn.execute(odd_query):
-                if run_id in wanted:
-                    by_mark[run_id].append((milestone, at))
             update_query = select(outbox.c.run_id, outbox.c.delivered_at, outbox.c.created_at).where(
                 outbox.c.run_id.in_(chosen), outbox.c.kind.in_(UPDATE_KINDS)
             )
@@ -838,13 +854,19 @@ class Store:
         """
         at = as_utc(at)
         with self._write() as conn:
-            self._require_run(conn, run_id)
+            run = conn.execute(select(runs.c.milestones).where(runs.c.id == run_id)).first()
+            if run is None:
+                raise RunNotFound(run_id)
             exists = conn.execute(
                 select(marks.c.milestone).where(marks.c.run_id == run_id, marks.c.milestone == milestone)
             ).first()
             if exists is not None:
                 return False
             conn.execute(insert(marks).values(run_id=run_id, milestone=milestone, at=at, source=source))
+            # The copy on the run row (see ``list_timeline_rows``), in the same transaction.
+            milestones = json.loads(run.milestones)
+            milestones[milestone] = audit_chain.format_at(at)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(milestones=_milestones_text(milestones)))
             self._append(
                 conn,
                 audit_chain.MARK_ADDED,
