@@ -190,7 +190,16 @@ def _run_flow(call: Any) -> Any:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return call()
+        try:
+            return call()
+        except RuntimeError as exc:
+            if "Failed to reach API" not in str(exc):
+                raise
+            url = os.environ.get("PREFECT_API_URL", "")
+            raise InputError(
+                f"cannot reach the Prefect server at {url}: start it (`prefect server start`) or unset "
+                "PREFECT_API_URL to use Prefect's embedded server"
+            ) from None
 
 
 def _print_run(store: Any, run_ref: str, *, json_out: bool) -> str:
@@ -463,7 +472,7 @@ def outbox_flush_cmd(
     settings = load_settings()
     with Store.open(settings.database_url) as store:
         report = make_notifier(settings, store).flush()
-        failed = [m for m in store.list_messages(status="failed")]
+        failed = store.list_messages(status="failed")
     if json_out:
         doc = {
             "delivered": report.delivered,

@@ -182,3 +182,21 @@ def test_check_runs_prevention_steps_and_records_them(bcm_env: BcmEnv) -> None:
     with bcm_env.store() as store:
         checks = store.list_checks(runbook_id="voice-outage")
     assert [(c.step_id, c.ok, c.output) for c in checks] == [("sbc-health", True, "ok lon-dc1")]
+
+
+def test_unreachable_prefect_server_is_a_clear_message(bcm_env: BcmEnv) -> None:
+    """PREFECT_API_URL pointing at nothing: exit 2 and what to do, not a traceback."""
+    env = {**bcm_process_env(bcm_env), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bcm", "run", engine_runbook("cadence"), "--mode", "exercise"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "cannot reach the Prefect server at http://127.0.0.1:9/api: start it (`prefect server start`) or unset "
+        "PREFECT_API_URL to use Prefect's embedded server"
+    )
