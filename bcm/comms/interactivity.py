@@ -25,13 +25,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bcm.comms import make_notifier, make_transport
-from bcm.comms.messages import decision_message
+from bcm.comms.messages import board_text, decision_message
 from bcm.comms.slack import verify_request
 from bcm.comms.transport import DeliveryError
 from bcm.config import Settings
 from bcm.engine.approvals import ApprovalRefused, decide
 from bcm.engine.runner import Decision, new_run_id
-from bcm.engine.status import run_document
+from bcm.engine.status import board_from_document, run_document
 from bcm.spec import BcmError, load_library
 from bcm.spec.params import resolve_parameters
 from bcm.store import Store
@@ -183,12 +183,7 @@ def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, tri
     def status_text(ref: str) -> str:
         with Store.open(settings.database_url) as store:
             doc = run_document(store, store.get_run(ref))
-        run = doc["run"]
-        lines = [f"*{run['title']}* run `{run['short_id']}` ({run['mode']}): *{run['status']}*"]
-        lines += [f"• `{s['id']}` {s['status']}" + (f" — {s['error']}" if s["error"] else "") for s in doc["steps"]]
-        if doc["milestones"]:
-            lines.append("Timeline: " + ", ".join(f"{m['milestone']} {m['at'][11:16]}" for m in doc["milestones"]))
-        return "\n".join(lines)
+        return board_text(board_from_document(doc))
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok")

@@ -207,8 +207,8 @@ class RunComms:
             blocks=(
                 section(exercise_text(text, exercise=self.exercise)),
                 context(
-                    f"{self.ctx.runbook.title} · run {self.ctx.run.short_id} · to "
-                    + ", ".join(step.notify.to if step.notify else ())
+                    f"{self.ctx.runbook.title} · {self.plan.get(step.id).phase} · {step.label} · "
+                    f"run {self.ctx.run.short_id} · to " + ", ".join(step.notify.to if step.notify else ())
                 ),
             ),
         )

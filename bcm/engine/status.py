@@ -61,3 +61,38 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
             "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in messages if m.status == "failed"],
         },
     }
+
+
+def board_from_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The status board's content (see :func:`bcm.comms.messages.board_text`) from a run document."""
+    from bcm.comms.messages import format_duration_s
+    from bcm.templates import escape_mrkdwn
+
+    run = doc["run"]
+    phases: dict[str, list[dict[str, Any]]] = {}
+    for step in doc["steps"]:
+        note = step["error"] or step["reason"] or (f"by {step['actor']}" if step["actor"] else "")
+        phases.setdefault(step["phase"], []).append(
+            {
+                "id": step["id"],
+                "label": "",
+                "status": step["status"],
+                "took": format_duration_s(step["duration_s"]) if step["duration_s"] is not None else "",
+                "note": escape_mrkdwn(note)[:200],
+            }
+        )
+    return {
+        "run": {
+            "id": run["id"],
+            "short_id": run["short_id"],
+            "mode": run["mode"],
+            "status": run["status"],
+            "triggered_by": escape_mrkdwn(run["triggered_by"]),
+            "started": run["started_at"][:16].replace("T", " "),
+        },
+        "runbook": {"id": run["runbook"], "title": run["title"], "severity": run["severity"]},
+        "services": run["services"],
+        "phases": [{"name": name, "steps": steps} for name, steps in phases.items()],
+        "waiting": doc["waiting_on"],
+        "milestones": [{"name": m["milestone"], "at": m["at"][11:16]} for m in doc["milestones"]],
+    }

@@ -144,6 +144,12 @@ def test_real_run_opens_channel_pins_board_and_is_approved_by_button(
     assert "*approved* by Ada Lovelace" in json.dumps(request["blocks"])
     exec_posts = [m["text"] for m in slack.messages("exec-bridge")]
     assert exec_posts == ["Voice down at &lt;!channel&gt; lon. Next update in 30 minutes."]
+    # `/bcm status` answers with the status board.
+    body = urllib.parse.urlencode({"command": "/bcm", "text": f"status {run_id[:8]}", "user_id": "U01ADA"})
+    board_answer = post_signed(f"{base}/slack/commands", body).json()["text"]
+    assert board_answer.startswith(":white_check_mark: *SUCCEEDED*")
+    assert ":white_check_mark: `failover`  — succeeded" in board_answer
+    assert "by Ada Lovelace" in board_answer
     # The bot token appears nowhere bcm writes: store, audit, outbox, Prefect artifacts.
     from prefect import get_client
 
