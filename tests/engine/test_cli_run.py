@@ -118,7 +118,9 @@ def test_killed_run_resumes_without_repeating_finished_steps(bcm_env: BcmEnv, tm
             if (bcm_env.home / "bcm.db").exists():
                 with bcm_env.store() as store:
                     runs = store.list_runs()
-                    if runs and (step := store.get_step(runs[0].id, "gated")) and step.status == "running":
+                    step = store.get_step(runs[0].id, "gated") if runs else None
+                    # Running and its first attempt begun (the attempt counter is written by the task).
+                    if step is not None and step.status == "running" and step.attempts >= 1:
                         run_id = runs[0].id
         assert run_id is not None, "the run never reached the gated step"
     finally:
