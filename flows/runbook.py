@@ -212,12 +212,23 @@ def _tag(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: 
         client.update_flow_run(uuid.UUID(flow_run_id), tags=tags)
 
 
-def deliver_decision(flow_run_id: str, decision: Decision, *, wait_s: float = 60.0) -> bool:
+def deliver_decision(
+    flow_run_id: str,
+    decision: Decision,
+    *,
+    wait_s: float = 60.0,
+    consumed: Callable[[], bool] | None = None,
+) -> bool:
     """Resume the paused flow run with a person's decision.
 
     The run may not have reached its pause yet (the decision can race the pause), so this tries
-    for ``wait_s`` seconds. Returns False when the flow run is not paused and not running (its
-    process is gone: ``bcm resume`` continues it and picks the recorded decision up).
+    for ``wait_s`` seconds. A run that finds the decision in the store before pausing never pauses
+    for it: ``consumed`` (e.g. "the step is no longer waiting") tells that apart from a run whose
+    process is gone.
+
+    Returns:
+        True when the run took the decision; False when the flow run is neither paused nor
+        running (its process is gone: ``bcm resume`` continues it with the recorded decision).
     """
     from prefect.exceptions import NotPausedError, ObjectNotFound
 
@@ -228,6 +239,8 @@ def deliver_decision(flow_run_id: str, decision: Decision, *, wait_s: float = 60
             resume_flow_run(uuid.UUID(flow_run_id), run_input=payload)
             return True
         except NotPausedError:
+            if consumed is not None and consumed():
+                return True
             with get_client(sync_client=True) as client:
                 try:
                     state = client.read_flow_run(uuid.UUID(flow_run_id)).state

@@ -40,7 +40,7 @@ REPLAY_WINDOW_S = 5 * 60
 #: Roles allowed to start a real run from Slack (besides the runbook's owner).
 TRIGGER_ROLES = ("incident_commander",)
 
-Deliver = Callable[[str, Decision], bool]
+Deliver = Callable[..., bool]  # (flow_run_id, decision, *, consumed) -> taken
 Trigger = Callable[..., None]
 
 
@@ -134,7 +134,14 @@ def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, tri
                     target={"channel": channel, "ts": message_ts} if message_ts else None,
                 )
             )
-        if run.flow_run_id and not deliver(run.flow_run_id, Decision(approved=approved, by=approval.by)):
+
+        def moved_on() -> bool:
+            with Store.open(settings.database_url) as fresh:
+                found = fresh.get_step(run.id, step_id)
+            return found is not None and found.status != "waiting"
+
+        decision = Decision(approved=approved, by=approval.by)
+        if run.flow_run_id and not deliver(run.flow_run_id, decision, consumed=moved_on):
             _ephemeral(
                 settings,
                 channel,

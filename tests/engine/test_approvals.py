@@ -20,7 +20,13 @@ def answer(env: BcmEnv, run_id: str, step: str, who: str, *, approve: bool = Tru
     with env.store() as store:
         run, _, approval = decide(store, run_id, step, who=who, approve=approve, note=note, library_root=FIXTURES)
     assert run.flow_run_id is not None
-    assert deliver_decision(run.flow_run_id, Decision(approve, approval.by, note))
+
+    def moved_on() -> bool:
+        with env.store() as fresh:
+            found = fresh.get_step(run_id, step)
+        return found is not None and found.status != "waiting"
+
+    assert deliver_decision(run.flow_run_id, Decision(approve, approval.by, note), consumed=moved_on)
 
 
 def test_approval_granted_resumes_the_run(bcm_env_both: BcmEnv) -> None:
