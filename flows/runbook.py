@@ -238,7 +238,8 @@ def deliver_decision(
         try:
             resume_flow_run(uuid.UUID(flow_run_id), run_input=payload)
             return True
-        except NotPausedError:
+        except (NotPausedError, FlowPauseTimeout, RuntimeError):
+            # Not paused (yet, or any more), or the pause just timed out: see where the run is.
             if consumed is not None and consumed():
                 return True
             with get_client(sync_client=True) as client:
