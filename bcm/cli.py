@@ -395,18 +395,6 @@ def status_cmd(
         _print_run(store, run, json_out=json_out)
 
 
-def _step_moved_on(settings: Any, run_id: str, step_id: str) -> Any:
-    """A check that the run went on past ``step_id`` (it took the decision without pausing)."""
-    from bcm.store import Store
-
-    def moved_on() -> bool:
-        with Store.open(settings.database_url) as store:
-            found = store.get_step(run_id, step_id)
-        return found is not None and found.status != "waiting"
-
-    return moved_on
-
-
 @app.command("approve")
 def approve_cmd(
     run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
@@ -416,7 +404,7 @@ def approve_cmd(
     note: Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")] = None,
 ) -> None:
     """Approve or reject a step the run waits on (only a holder of the step's role may)."""
-    from bcm.engine.approvals import decide
+    from bcm.engine.approvals import decide, step_moved_on
     from bcm.engine.runner import Decision
     from bcm.store import Store
 
@@ -432,7 +420,9 @@ def approve_cmd(
     from flows.runbook import deliver_decision
 
     decision = Decision(approved=not reject, by=approval.by, note=note)
-    if not deliver_decision(record.flow_run_id, decision, consumed=_step_moved_on(settings, record.id, step)):
+    if not deliver_decision(
+        record.flow_run_id, decision, consumed=step_moved_on(settings.database_url, record.id, step)
+    ):
         err.print(
             f"run {record.short_id} is not running any more; the decision is recorded: "
             f"`bcm resume {record.short_id}` continues the run with it"

@@ -114,9 +114,6 @@ class PrefectExecutor:
             return None
         return Decision(approved=answer.approved, by=answer.by, note=answer.note)
 
-    def flow_run_id(self) -> str | None:
-        return str(current_flow_run.id) if current_flow_run.id else None
-
 
 def _flow_run_name() -> str:
     params = current_flow_run.parameters

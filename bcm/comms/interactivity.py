@@ -29,7 +29,7 @@ from bcm.comms.messages import board_text, decision_message
 from bcm.comms.slack import verify_request
 from bcm.comms.transport import DeliveryError
 from bcm.config import Settings
-from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.approvals import ApprovalRefused, decide, step_moved_on
 from bcm.engine.runner import Decision, new_run_id
 from bcm.engine.status import board_from_document, run_document
 from bcm.spec import BcmError, load_library
@@ -135,13 +135,10 @@ def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, tri
                 )
             )
 
-        def moved_on() -> bool:
-            with Store.open(settings.database_url) as fresh:
-                found = fresh.get_step(run.id, step_id)
-            return found is not None and found.status != "waiting"
-
         decision = Decision(approved=approved, by=approval.by)
-        if run.flow_run_id and not deliver(run.flow_run_id, decision, consumed=moved_on):
+        if run.flow_run_id and not deliver(
+            run.flow_run_id, decision, consumed=step_moved_on(settings.database_url, run.id, step_id)
+        ):
             _ephemeral(
                 settings,
                 channel,

@@ -9,7 +9,7 @@ link. Exercise messages are prefixed ``[EXERCISE]``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -159,6 +159,4 @@ def step_update_text(step_id: str, label: str, status: str, took: float | None, 
 
 def format_duration_s(seconds: float) -> str:
     """Seconds as ``2m 5s``."""
-    from datetime import timedelta
-
     return format_duration(timedelta(seconds=seconds))

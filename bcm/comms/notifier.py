@@ -61,6 +61,10 @@ class Message:
     invite: tuple[str, ...] = ()
     target: dict[str, str] | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown message kind {self.kind!r} (kinds: {', '.join(sorted(KINDS))})")
+
 
 class Notifier(Protocol):
     """Delivers messages; implementations must be safe to call from several threads."""

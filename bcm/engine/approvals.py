@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bcm import clock
@@ -70,6 +71,18 @@ def decide(
         found = store.get_approval(run.id, step_id)
         raise ApprovalRefused(_already(found) if found else f"step '{step_id}' was decided meanwhile") from None
     return run, step, approval
+
+
+def step_moved_on(database_url: str, run_id: str, step_id: str) -> Callable[[], bool]:
+    """A check that the run is no longer waiting on ``step_id``: it took the decision (possibly
+    from the store, before it paused), so delivering it to the paused flow run is not needed."""
+
+    def moved_on() -> bool:
+        with Store.open(database_url) as store:
+            found = store.get_step(run_id, step_id)
+        return found is not None and found.status != "waiting"
+
+    return moved_on
 
 
 def _already(existing: ApprovalRecord) -> str:

@@ -17,6 +17,7 @@ from bcm.comms.messages import (
     board_message,
     context,
     decision_message,
+    format_duration_s,
     section,
     step_update_text,
 )
@@ -76,7 +77,7 @@ class RunComms:
                             "id": p.id,
                             "label": p.step.title or "",
                             "status": self.ctx.steps[p.id].status,
-                            "took": _took(self.took.get(p.id)),
+                            "took": format_duration_s(took) if (took := self.took.get(p.id)) is not None else "",
                             "note": self.notes.get(p.id, ""),
                         }
                         for p in steps
@@ -312,8 +313,8 @@ class RunComms:
         silent = self.now() - last
         when = f"{last:%H:%M} UTC" + (f" ({what})" if what else " (the run started)")
         text = (
-            f"No stakeholder update in {self.ctx.runbook.title} for {_took(silent.total_seconds())}: "
-            f"the last went out at {when}. The cadence is {_took(cadence.total_seconds())}: send an update."
+            f"No stakeholder update in {self.ctx.runbook.title} for {format_duration_s(silent.total_seconds())}: "
+            f"the last went out at {when}. The cadence is {format_duration_s(cadence.total_seconds())}: send an update."
         )
         role = COMMANDER_ROLE if COMMANDER_ROLE in self.ctx.catalog.roles else self.ctx.runbook.owner
         self._send(
@@ -328,14 +329,6 @@ class RunComms:
             )
         )
         return True
-
-
-def _took(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    from bcm.durations import format_duration
-
-    return format_duration(timedelta(seconds=seconds))
 
 
 def _channel_name(name: str) -> str:

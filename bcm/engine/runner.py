@@ -59,9 +59,6 @@ class Executor(Protocol):
     def wait_for_person(self, step: Step, *, timeout_s: float) -> Decision | None:
         """Block until a person decides on ``step``; None when ``timeout_s`` passes first."""
 
-    def flow_run_id(self) -> str | None:
-        """The orchestrator's id for this run, if any."""
-
 
 @dataclass(frozen=True)
 class RunRequest:

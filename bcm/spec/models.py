@@ -33,7 +33,6 @@ Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 RoleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 ParamName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
-PhaseName = Literal["prevention", "communication", "response", "recovery"]
 Milestone = Literal[
     "impact_started",
     "detected",
@@ -279,13 +278,6 @@ class Runbook(Model):
         for _, step in self.steps():
             if step.id == step_id:
                 return step
-        raise KeyError(step_id)
-
-    def phase_of(self, step_id: str) -> str:
-        """The phase the step ``step_id`` belongs to."""
-        for phase, step in self.steps():
-            if step.id == step_id:
-                return phase
         raise KeyError(step_id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.approvals import ApprovalRefused, decide, step_moved_on
 from bcm.engine.runner import Decision
 from tests.conftest import FIXTURES
 from tests.engine.conftest import BcmEnv, engine_runbook, join_checked
@@ -21,12 +21,9 @@ def answer(env: BcmEnv, run_id: str, step: str, who: str, *, approve: bool = Tru
         run, _, approval = decide(store, run_id, step, who=who, approve=approve, note=note, library_root=FIXTURES)
     assert run.flow_run_id is not None
 
-    def moved_on() -> bool:
-        with env.store() as fresh:
-            found = fresh.get_step(run_id, step)
-        return found is not None and found.status != "waiting"
-
-    assert deliver_decision(run.flow_run_id, Decision(approve, approval.by, note), consumed=moved_on)
+    assert deliver_decision(
+        run.flow_run_id, Decision(approve, approval.by, note), consumed=step_moved_on(env.database_url, run_id, step)
+    )
 
 
 def test_approval_granted_resumes_the_run(bcm_env_both: BcmEnv) -> None:
