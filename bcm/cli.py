@@ -9,24 +9,31 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from bcm import clock
 from bcm.config import load_settings
 from bcm.durations import format_duration
 from bcm.spec import InputError, SpecError, load_library, load_one, validate
-from bcm.spec.graph import dependencies
 from bcm.spec.models import PHASES
 from bcm.spec.problems import BcmError, display_path
 from bcm.spec.schema import runbook_schema_text
-from bcm.spec.summary import describe_step, effective_targets, mermaid, review_status
+from bcm.spec.summary import (
+    describe_parameter_type,
+    describe_step,
+    drawn_dependencies,
+    effective_targets,
+    mermaid,
+    review_status,
+    target_sources,
+)
 
 app = typer.Typer(
     name="bcm",
@@ -37,8 +44,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 # Piped output (CI logs, files) gets a wide console so tables and trees are not cropped at 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+# Data is printed as written: no emoji codes (a path's ":100:" is not 💯), and data put into a markup
+# string goes in as a Text (or with markup=False), so a "[bold]" in a runbook title is not markup.
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -101,7 +110,7 @@ def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="One JSON doc
     if json_out:
         sys.stdout.write(json.dumps({"runbooks": rows}, indent=2) + "\n")
         return
-    table = Table(title=f"Runbooks in {display_path(library.root)}")
+    table = Table(title=Text(f"Runbooks in {display_path(library.root)}"))
     for column in ("id", "title", "owner", "sev", "services", "RTO", "last reviewed", "review due"):
         table.add_column(column)
     for row in rows:
@@ -112,7 +121,7 @@ def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="One JSON doc
             due_text = f"[yellow]{due_text} due[/]"
         elif row["review_status"] == "never reviewed":
             due_text = "[bold red]never reviewed[/]"
-        table.add_row(
+        cells = (
             str(row["id"]),
             str(row["title"]),
             str(row["owner"]),
@@ -120,8 +129,8 @@ def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="One JSON doc
             ", ".join(row["services"]),  # type: ignore[arg-type]
             str(row["rto"]),
             str(row["last_reviewed"] or "-"),
-            due_text,
         )
+        table.add_row(*(Text(cell) for cell in cells), due_text)
     out.print(table)
 
 
@@ -130,36 +139,58 @@ def show_cmd(
     runbook: Annotated[str, typer.Argument(help="A runbook id from the library or a path to a YAML file.")],
     as_mermaid: Annotated[bool, typer.Option("--mermaid", help="Print the step graph as a Mermaid flowchart.")] = False,
 ) -> None:
-    """Show a runbook's phases and step graph."""
+    """Show a runbook: targets and where they come from, parameters, phases and the step graph."""
     loaded, catalog = load_one(runbook, library_root=_library_root())
     rb = loaded.runbook
     if as_mermaid:
         sys.stdout.write(mermaid(rb))
         return
-    targets = effective_targets(rb, catalog)
     status, due = review_status(rb, clock.now().date())
-    out.print(f"[bold]{rb.title}[/] ({rb.id}) — {rb.severity}, owner {rb.owner}")
+    out.print(Text.assemble((rb.title, "bold"), f" ({rb.id}) — {rb.severity}, owner {rb.owner}"))
     out.print(
-        f"services: {', '.join(rb.services) or '-'}   RTO {format_duration(targets.rto)}   "
-        f"RPO {format_duration(targets.rpo)}   MTPD {format_duration(targets.mtpd)}   review: {status}"
-        + (f" ({due})" if due else "")
+        f"services: {', '.join(rb.services) or '-'}   review: {status}" + (f" (due {due})" if due else ""),
+        markup=False,
     )
-    deps = {**dependencies(rb, phases=("prevention",)), **dependencies(rb)}
-    tree = Tree(f"[bold]{display_path(loaded.path)}[/]")
+    targets = Table(title="Targets", title_justify="left")
+    for column in ("target", "value", "from"):
+        targets.add_column(column)
+    for target in target_sources(rb, catalog):
+        targets.add_row(target.name, format_duration(target.value), Text(target.describe()))
+    out.print(targets)
+    if rb.parameters:
+        params = Table(title="Parameters", title_justify="left")
+        for column in ("name", "type", "required", "default", "description"):
+            params.add_column(column)
+        for name, parameter in rb.parameters.items():
+            default = parameter.default
+            shown = "-" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+            cells = (name, describe_parameter_type(parameter), "yes" if parameter.required else "no", shown)
+            params.add_row(*(Text(cell) for cell in (*cells, parameter.description or "-")))
+        out.print(params)
+    else:
+        out.print("Parameters: none")
+    deps = drawn_dependencies(rb)
+    notes = {
+        "prevention": " (readiness checks: bcm check)",
+        "communication": " (starts with response)",
+        "recovery": " (starts when response is done)",
+    }
+    tree = Tree(Text(display_path(loaded.path), style="bold"))
     for phase in PHASES:
         steps = getattr(rb.phases, phase)
         if not steps:
             continue
-        node = tree.add(f"[bold cyan]{phase}[/]")
+        node = tree.add(Text.assemble((phase, "bold cyan"), notes.get(phase, "")))
         for step in steps:
-            bits = [describe_step(step)]
+            bits = [step.title] if step.title else []
+            bits.append(describe_step(step))
             if deps.get(step.id):
                 bits.append("after " + ", ".join(deps[step.id]))
             if step.when:
                 bits.append(f"when {step.when}")
             if step.marks:
                 bits.append(f"marks {step.marks}")
-            node.add(f"[bold]{step.id}[/] — " + "; ".join(bits).replace("[", r"\["))
+            node.add(Text.assemble((step.id, "bold"), " — " + "; ".join(bits)))
     out.print(tree)
 
 
@@ -184,80 +215,15 @@ def _prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 
-def _run_flow(call: Any) -> Any:
-    """Run a flow call with Prefect's heartbeat off (it costs ~1 s a call and nothing here uses it)."""
-    _prefect_environment()
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+def _dry_run_document(loaded: Any, catalog: Any, values: dict[str, object], mode: str, who: str) -> dict[str, Any]:
+    """The plan of a run as one JSON-able document: its waves of steps, templates rendered.
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        try:
-            return call()
-        except RuntimeError as exc:
-            if "Failed to reach API" not in str(exc):
-                raise
-            url = os.environ.get("PREFECT_API_URL", "")
-            raise InputError(
-                f"cannot reach the Prefect server at {url}: start it (`prefect server start`) or unset "
-                "PREFECT_API_URL to use Prefect's embedded server"
-            ) from None
-
-
-def _print_run(store: Any, run_ref: str, *, json_out: bool) -> str:
-    from bcm.engine.status import run_document
-
-    doc = run_document(store, store.get_run(run_ref))
-    if json_out:
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
-        return str(doc["run"]["status"])
-    run = doc["run"]
-    colour = {"succeeded": "green", "failed": "red", "waiting": "yellow"}.get(run["status"], "cyan")
-    took = format_duration(timedelta(seconds=run["duration_s"])) if run["duration_s"] is not None else "-"
-    out.print(
-        f"[bold]{run['title']}[/] ({run['runbook']}) run [bold]{run['short_id']}[/] — {run['mode']} — "
-        f"[{colour}]{run['status']}[/] — {took}"
-    )
-    if run["error"]:
-        out.print(f"[red]{run['error']}[/]", markup=True)
-    table = Table(title="Steps")
-    for column in ("phase", "step", "kind", "status", "attempts", "started (UTC)", "took", "by / why"):
-        table.add_column(column)
-    for step in doc["steps"]:
-        took_s = step["duration_s"]
-        table.add_row(
-            step["phase"],
-            step["id"],
-            step["kind"],
-            step["status"],
-            str(step["attempts"]),
-            (step["started_at"] or "-")[11:19],
-            format_duration(timedelta(seconds=took_s)) if took_s is not None else "-",
-            (step["actor"] or step["error"] or step["reason"] or "").replace("[", r"\["),
-        )
-    out.print(table)
-    timeline = Table(title="Timeline")
-    timeline.add_column("milestone")
-    timeline.add_column("at (UTC)")
-    timeline.add_column("source")
-    for mark in doc["milestones"]:
-        timeline.add_row(mark["milestone"], mark["at"][:19].replace("T", " "), mark["source"])
-    out.print(timeline)
-    for step_id in doc["waiting_on"]:
-        out.print(f"[yellow]waiting on {step_id}[/]: bcm approve {run['short_id']} {step_id} --by YOU [--reject]")
-    messages = doc["messages"]
-    pending, failed = len(messages["pending"]), len(messages["failed"])
-    out.print(f"messages: {messages['delivered']} delivered, {pending} pending, {failed} failed")
-    for failed in messages["failed"]:
-        out.print(f"[red]message {failed['key']} ({failed['kind']}) not delivered: {failed['error']}[/]")
-    if messages["pending"]:
-        first = messages["pending"][0]
-        out.print(f"[yellow]pending since: {first['last_error'] or 'not tried yet'}[/]: `bcm outbox flush` retries")
-    return str(run["status"])
-
-
-def _dry_run(loaded: Any, catalog: Any, values: dict[str, object], mode: str, who: str) -> None:
-    from bcm.engine.context import RunContext, RunInfo, StepState
+    A text that uses step outputs cannot be rendered before the run: it stays as written and its
+    step says ``"rendered": false``. ``exercise`` is what the step does in an exercise (None in
+    real mode).
+    """
+    from bcm.engine.context import RunContext, RunInfo
     from bcm.engine.plan import Plan
-    from bcm.spec.summary import describe_step
     from bcm.templates import TemplateRenderError, render
 
     plan = Plan.build(loaded.runbook)
@@ -266,195 +232,80 @@ def _dry_run(loaded: Any, catalog: Any, values: dict[str, object], mode: str, wh
         catalog=catalog,
         run=RunInfo(id="dryrun00" + "0" * 24, mode=mode, started_at=clock.now(), triggered_by=who),
         params=values,
-        steps={p.id: StepState() for p in plan.steps},
     )
-    out.print(f"[bold]Dry run of {loaded.runbook.id}[/] ({mode}): nothing is executed")
+    # Step outputs exist only once steps ran: a text using `steps` fails to render and is shown as written
+    # (with empty step states it would render a misleading "None").
+    context = {name: value for name, value in ctx.template_context().items() if name != "steps"}
+    waves = []
     for number, wave in enumerate(plan.waves(), start=1):
-        out.print(f"[bold cyan]wave {number}[/] (these start together)")
+        steps = []
         for step_id in wave:
             planned = plan.get(step_id)
             step = planned.step
-            try:
-                text = render(describe_step(step), ctx.template_context())
-                if step.person_prompt:
-                    text += ": " + render(step.person_prompt, ctx.template_context())
-                if step.notify:
-                    text += ": " + render(step.notify.message, ctx.template_context()).strip()
-            except TemplateRenderError:
-                text = describe_step(step) + " (rendered at run time: uses step outputs)"
-            extra = []
-            if mode == "exercise":
-                extra.append(f"exercise: {step.exercise_behaviour}")
-            if step.when:
-                extra.append(f"when {step.when}")
-            if step.marks:
-                extra.append(f"marks {step.marks}")
-            suffix = f"  [{'; '.join(extra)}]" if extra else ""
-            out.print(f"  {planned.phase}/{step_id}: {text}{suffix}", markup=False)
+            templates = {"description": describe_step(step)}
+            if step.approve:
+                templates["prompt"] = step.approve.prompt
+            if step.manual:
+                templates["instructions"] = step.manual.instructions
+            if step.notify:
+                templates["message"] = step.notify.message
+            texts: dict[str, str] = {}
+            rendered = True
+            for key, template in templates.items():
+                try:
+                    texts[key] = render(template, context)
+                except TemplateRenderError:
+                    texts[key], rendered = template, False
+            steps.append(
+                {
+                    "phase": planned.phase,
+                    "id": step.id,
+                    "title": step.title,
+                    "kind": step.kind,
+                    "needs": list(planned.needs),
+                    "description": texts.pop("description"),
+                    "texts": texts,
+                    "rendered": rendered,
+                    "exercise": step.exercise_behaviour if mode == "exercise" else None,
+                    "when": step.when,
+                    "marks": step.marks,
+                }
+            )
+        waves.append({"wave": number, "steps": steps})
+    return {
+        "dry_run": True,
+        "runbook": {"id": loaded.runbook.id, "title": loaded.runbook.title, "path": display_path(loaded.path)},
+        "mode": mode,
+        "triggered_by": who,
+        "parameters": values,
+        "waves": waves,
+    }
 
 
-@app.command("run")
-def run_cmd(
-    runbook: Annotated[str, typer.Argument(help="A runbook id from the library or a path to a YAML file.")],
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")] = None,
-    mode: Annotated[str, typer.Option(help="real or exercise.")] = "real",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan with rendered templates.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")] = False,
-    by: Annotated[str | None, typer.Option("--by", help="Who triggers the run (default: $USER).")] = None,
-    run_id: Annotated[
-        str | None, typer.Option("--run-id", hidden=True, help="Use this run id (Slack trigger).")
-    ] = None,
+def _dry_run(
+    loaded: Any, catalog: Any, values: dict[str, object], mode: str, who: str, *, json_out: bool = False
 ) -> None:
-    """Run a runbook: a Prefect flow run whose steps are tasks; prints the timeline."""
-    from bcm.engine.runner import new_run_id
-    from bcm.spec.params import resolve_parameters
-
-    if mode not in ("real", "exercise"):
-        fail(f"--mode {mode}: use real or exercise")
-    if auto_approve and mode != "exercise":
-        fail("--auto-approve is only for exercise mode: in a real disruption people approve")
-    settings = load_settings()
-    loaded, catalog = load_one(runbook, library_root=settings.runbooks)
-    given = _parse_params(param or [])
-    values, problems = resolve_parameters(loaded.runbook, given)
-    if problems:
-        fail("\n".join(f"{display_path(loaded.path)}: {p}" for p in problems))
-    who = by or os.environ.get("USER") or "unknown"
-    if dry_run:
-        _dry_run(loaded, catalog, values, mode, who)
-        return
-    run_id = run_id or new_run_id()
-    if not json_out:
-        err.print(f"run {run_id[:8]} of {loaded.runbook.id} ({mode}) starting; `bcm status {run_id[:8]}` shows it")
-    from flows.runbook import run_runbook
-
-    _run_flow(
-        lambda: run_runbook(
-            runbook=str(loaded.path),
-            parameters=given,
-            mode=mode,
-            triggered_by=who,
-            auto_approve=auto_approve,
-            run_id=run_id,
-            return_state=True,
-        )
-    )
-    from bcm.store import Store
-
-    with Store.open(settings.database_url) as store:
-        status = _print_run(store, run_id, json_out=json_out)
-    raise typer.Exit(0 if status == "succeeded" else 1)
-
-
-@app.command("resume")
-def resume_cmd(
-    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-) -> None:
-    """Continue an interrupted run; finished steps are not repeated."""
-    from bcm.store import Store
-
-    settings = load_settings()
-    with Store.open(settings.database_url) as store:
-        record = store.get_run(run)
-    if record.status == "succeeded":
-        fail(f"run {record.short_id} finished already ({record.status}): nothing to resume")
-    if auto_approve and record.mode != "exercise":
-        fail("--auto-approve is only for exercise mode: in a real disruption people approve")
-    from flows.runbook import run_runbook
-
-    if not json_out:
-        err.print(f"resuming run {record.short_id} of {record.runbook_id} (was {record.status})")
-    _run_flow(
-        lambda: run_runbook(
-            runbook=record.runbook_path,
-            mode=record.mode,
-            triggered_by=record.triggered_by,
-            auto_approve=auto_approve,
-            run_id=record.id,
-            resume=True,
-            return_state=True,
-        )
-    )
-    with Store.open(settings.database_url) as store:
-        status = _print_run(store, record.id, json_out=json_out)
-    raise typer.Exit(0 if status == "succeeded" else 1)
-
-
-@app.command("status")
-def status_cmd(
-    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-) -> None:
-    """Where a run stands: steps with status and durations, milestones, what it waits on."""
-    from bcm.store import Store
-
-    with Store.open(load_settings().database_url) as store:
-        _print_run(store, run, json_out=json_out)
-
-
-@app.command("approve")
-def approve_cmd(
-    run: Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")],
-    step: Annotated[str, typer.Argument(help="The approve or manual step.")],
-    by: Annotated[str, typer.Option("--by", help="Who decides: name, Slack user id or email.")],
-    reject: Annotated[bool, typer.Option("--reject", help="Reject (or, for manual steps: could not do it).")] = False,
-    note: Annotated[str | None, typer.Option("--note", help="A note kept with the decision.")] = None,
-) -> None:
-    """Approve or reject a step the run waits on (only a holder of the step's role may)."""
-    from bcm.engine.approvals import decide, step_moved_on
-    from bcm.engine.runner import Decision
-    from bcm.store import Store
-
-    settings = load_settings()
-    with Store.open(settings.database_url) as store:
-        record, _, approval = decide(
-            store, run, step, who=by, approve=not reject, note=note, library_root=settings.runbooks
-        )
-    out.print(f"{approval.decision} by {approval.by}: run {record.short_id} step {step}", markup=False)
-    if record.flow_run_id is None:
-        return
-    _prefect_environment()
-    from flows.runbook import deliver_decision
-
-    decision = Decision(approved=not reject, by=approval.by, note=note)
-    if not deliver_decision(
-        record.flow_run_id, decision, consumed=step_moved_on(settings.database_url, record.id, step)
-    ):
-        err.print(
-            f"run {record.short_id} is not running any more; the decision is recorded: "
-            f"`bcm resume {record.short_id}` continues the run with it"
-        )
-
-
-@app.command("check")
-def check_cmd(
-    runbooks: Annotated[list[str] | None, typer.Argument(help="Runbook ids or paths (default: all).")] = None,
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-) -> None:
-    """Run prevention (readiness) steps and record pass/fail."""
-    settings = load_settings()
-    refs = [str(load_one(ref, library_root=settings.runbooks)[0].path) for ref in runbooks or []]
-    given = _parse_params(param or [])
-    from flows.readiness import readiness_checks
-
-    results = _run_flow(lambda: readiness_checks(runbooks=refs or None, parameters=given))
-    failed = [r for r in results if not r["ok"]]
+    """Print the plan with its templates rendered, executing nothing: for people, or one JSON document."""
+    doc = _dry_run_document(loaded, catalog, values, mode, who)
     if json_out:
-        sys.stdout.write(json.dumps({"ready": not failed, "checks": results}, indent=2) + "\n")
-    else:
-        table = Table(title="Readiness checks")
-        for column in ("runbook", "check", "result", "detail"):
-            table.add_column(column)
-        for r in results:
-            verdict = "[green]ready[/]" if r["ok"] else f"[red]{r['status']}[/]"
-            table.add_row(r["runbook"], r["step"], verdict, str(r["detail"]).replace("[", r"\["))
-        out.print(table)
-        out.print(f"{len(results) - len(failed)} of {len(results)} checks ready")
-    raise typer.Exit(1 if failed else 0)
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return
+    out.print(Text.assemble((f"Dry run of {doc['runbook']['id']}", "bold"), f" ({mode}): nothing is executed"))
+    for wave in doc["waves"]:
+        out.print(Text.assemble((f"wave {wave['wave']}", "bold cyan"), " (these start together)"))
+        for step in wave["steps"]:
+            text = step["description"] + "".join(": " + t.strip() for t in step["texts"].values())
+            if not step["rendered"]:
+                text += " (rendered at run time: uses step outputs)"
+            extra = []
+            if step["exercise"] is not None:
+                extra.append(f"exercise: {step['exercise']}")
+            if step["when"]:
+                extra.append(f"when {step['when']}")
+            if step["marks"]:
+                extra.append(f"marks {step['marks']}")
+            suffix = f"  [{'; '.join(extra)}]" if extra else ""
+            out.print(f"  {step['phase']}/{step['id']}: {text}{suffix}", markup=False)
 
 
 outbox_app = typer.Typer(help="The durable outbox of stakeholder messages.", no_args_is_help=True)
@@ -467,30 +318,52 @@ app.add_typer(slack_app, name="slack")
 def outbox_flush_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Deliver messages that Slack could not take earlier, in order, each once."""
-    from bcm.comms import make_notifier
+    """Deliver messages that Slack could not take earlier, in order, each once.
+
+    Exit 1 when not everything is delivered: some messages are still pending (Slack did not take
+    them yet), or some failed for good (a permanent Slack error; they are not retried). The output
+    says which.
+    """
+    from rich.markup import escape
+
+    from bcm.comms import FLUSH_POLICY, make_notifier
     from bcm.store import Store
 
     settings = load_settings()
     with Store.open(settings.database_url) as store:
-        report = make_notifier(settings, store).flush()
+        report = make_notifier(settings, store, policy=FLUSH_POLICY).flush()
         failed = store.list_messages(status="failed")
+    because = []
+    if report.pending:
+        because.append(f"{report.pending} still pending")
+    if failed:
+        because.append(f"{len(failed)} failed for good")
     if json_out:
         doc = {
             "delivered": report.delivered,
+            "superseded": report.superseded,
             "failed_now": report.failed,
             "pending": report.pending,
             "error": report.error,
             "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in failed],
+            "exit_code": 1 if because else 0,
+            "because": because,
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        out.print(f"delivered {report.delivered}, failed {report.failed}, still pending {report.pending}")
+        out.print(
+            f"delivered {report.delivered}, superseded {report.superseded}, failed {report.failed}, "
+            f"still pending {report.pending}"
+        )
         if report.error:
-            out.print(f"[yellow]stopped: {report.error}[/] (messages stay queued, in order)")
+            out.print(f"[yellow]stopped: {escape(report.error)}[/] (messages stay queued, in order)")
         for m in failed:
-            out.print(f"[red]not deliverable: {m.key} ({m.kind}): {m.last_error}[/]")
-    raise typer.Exit(1 if report.pending else 0)
+            out.print(f"[red]not deliverable: {escape(m.key)} ({m.kind}): {escape(m.last_error or '')}[/]")
+        if failed:
+            out.print(f"[red]exit 1: {len(failed)} failed for good[/] (a permanent Slack error: not retried)")
+        if report.pending:
+            out.print(f"[yellow]exit 1: {report.pending} still pending[/] (`bcm outbox flush` again later)")
+    raise typer.Exit(1 if because else 0)
 
 
 def _deployment_exists(name: str) -> bool:
@@ -543,17 +416,16 @@ def slack_serve_cmd(
     import uvicorn
 
     from bcm.comms.interactivity import create_app
-    from flows.runbook import deliver_decision
 
-    web = create_app(
-        settings=settings, signing_secret=settings.slack_signing_secret, deliver=deliver_decision, trigger=_trigger_run
-    )
+    web = create_app(settings=settings, signing_secret=settings.slack_signing_secret, trigger=_trigger_run)
     err.print(f"bcm slack endpoints on http://{host}:{port}/slack/interactivity and /slack/commands")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 from bcm.cli_metrics import register as _register_metrics  # noqa: E402
+from bcm.cli_runs import register as _register_runs  # noqa: E402
 
+_register_runs(app)
 _register_metrics(app)
 
 

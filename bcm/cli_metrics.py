@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bcm import clock
 from bcm.config import load_settings
@@ -36,8 +37,9 @@ from bcm.timelines import TargetsFallback, library_targets, load_timelines, run_
 
 __all__ = ["FIGURES", "register", "resolve_timezone"]
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+# As in bcm.cli: data is printed as written (no emoji codes; data reaches markup only as a Text).
+out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 #: The figures ``bcm metrics`` reports: (key in JSON/CSV, what people read, from → to).
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -221,7 +223,7 @@ def _print_groups(groups: list[GroupSummary], *, by: str, window: str) -> None:
             if group.unknown_ttr:
                 ttr += f" ({group.unknown_ttr} unknown)"
             table.add_row(
-                group.key or "(none)",
+                Text(group.key or "(none)"),
                 str(group.count),
                 ttr,
                 format_duration(group.ttr.max),

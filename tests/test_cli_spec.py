@@ -103,14 +103,29 @@ def test_list_on_invalid_library_exits_2_with_problems(tmp_path: Path) -> None:
 
 
 def test_show_mermaid_draws_the_step_graph() -> None:
-    """`bcm show --mermaid` draws phases as subgraphs and dependencies as edges."""
+    """`bcm show --mermaid`: phases as subgraphs, `when` and `marks` in the box, one arrow per dependency."""
     result = bcm("show", "tests/fixtures/valid/voice-outage.yaml", "--mermaid")
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "flowchart TD"
-    assert "  subgraph recovery" in lines
-    assert "  s_confirm -- \"when steps['confirm'].output.approved\" --> s_failover" in lines
-    assert "  s_failover --> s_verify" in lines
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "flowchart TD\n"
+        "  subgraph prevention\n"
+        '    s_sbc_health["sbc-health<br/><small>run echo ok {{ params.site }}</small>"]\n'
+        "  end\n"
+        "  subgraph communication\n"
+        '    s_declare["declare<br/><small>notify exec</small><br/>marks: declared"]\n'
+        "  end\n"
+        "  subgraph response\n"
+        '    s_confirm["confirm<br/><small>approve by incident_commander, timeout 30m</small>'
+        '<br/>marks: acknowledged"]\n'
+        '    s_failover["failover<br/><small>run echo failover {{ params.site }}</small>'
+        "<br/>when: steps['confirm'].output.approved<br/>marks: mitigated\"]\n"
+        "  end\n"
+        "  subgraph recovery\n"
+        '    s_verify["verify<br/><small>manual by voice_ops</small><br/>marks: recovered"]\n'
+        "  end\n"
+        "  s_confirm --> s_failover\n"
+        "  s_failover --> s_verify\n"
+    )
 
 
 def test_show_unknown_runbook_suggests_nearest() -> None:
@@ -119,3 +134,70 @@ def test_show_unknown_runbook_suggests_nearest() -> None:
     assert result.returncode == 2
     assert "no runbook 'voice-outag'" in result.stderr
     assert "(did you mean 'voice-outage'?)" in result.stderr
+
+
+def test_validation_error_on_line_100_prints_its_place_literally(tmp_path: Path) -> None:
+    """A problem on line 100 prints as `x.yaml:100:1:`: no emoji code (`:100:`) is turned into an emoji."""
+    (tmp_path / "x.yaml").write_text("# padding\n" * 99 + "version: 1\n")
+    result = bcm("validate", "x.yaml", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (1, "5 problems in 1 path(s)\n")
+    assert result.stdout == "".join(
+        f"x.yaml:100:1: missing required key '{key}'\n" for key in ("id", "owner", "phases", "severity", "title")
+    )
+
+
+MARKUP_RUNBOOK = """\
+version: 1
+id: fire-drill
+title: "[bold]Fire :fire: drill[/bold]"
+owner: voice_ops
+severity: sev2
+services: [voice-core]
+parameters:
+  room: {type: string, default: "[red]B:100:[/red]", description: "Where the :fire: is [i]now[/i]"}
+phases:
+  response:
+    - id: evacuate
+      title: "Leave [bold]now[/] :runner:"
+      notify: {to: [exec], message: "Fire :fire: in {{ params.room }}"}
+"""
+
+
+def _markup_library(tmp_path: Path) -> Path:
+    library = tmp_path / "lib"
+    (library / "catalog").mkdir(parents=True)
+    for name in ("services.yaml", "stakeholders.yaml"):
+        (library / "catalog" / name).write_text((FIXTURES / "catalog" / name).read_text())
+    (library / "fire-drill.yaml").write_text(MARKUP_RUNBOOK)
+    return library
+
+
+def test_list_prints_markup_and_emoji_codes_in_a_title_literally(tmp_path: Path) -> None:
+    """`bcm list`: a title with `[bold]` and `:fire:` is printed as written, not styled or turned into 🔥."""
+    result = bcm("list", runbooks=_markup_library(tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[4] == (
+        "│ fire-drill │ [bold]Fire :fire: drill[/bold] │ voice_ops │ sev2 │ voice-core │ 2h  │ -             │ "
+        "never reviewed │"
+    )
+
+
+def test_show_prints_markup_and_emoji_codes_in_data_literally(tmp_path: Path) -> None:
+    """`bcm show`: title, parameter default and description, step title: all printed as written."""
+    result = bcm("show", "fire-drill", runbooks=_markup_library(tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[bold]Fire :fire: drill[/bold] (fire-drill) — sev2, owner voice_ops"
+    assert lines[14] == "│ room │ string │ no       │ [red]B:100:[/red] │ Where the :fire: is [i]now[/i] │"
+    assert lines[-1] == "    └── evacuate — Leave [bold]now[/] :runner:; notify exec"
+
+
+def test_dry_run_prints_emoji_codes_in_rendered_messages_literally(tmp_path: Path) -> None:
+    """`bcm run --dry-run`: a message's `:fire:` and a parameter's `[red]` are shown as Slack will get them."""
+    result = bcm("run", "fire-drill", "--dry-run", runbooks=_markup_library(tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "Dry run of fire-drill (real): nothing is executed",
+        "wave 1 (these start together)",
+        "  response/evacuate: notify exec: Fire :fire: in [red]B:100:[/red]",
+    ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 from bcm.durations import format_duration
-from bcm.spec.graph import dependencies
+from bcm.spec.graph import INCIDENT_PHASES, dependencies
 from bcm.spec.loader import Catalog
-from bcm.spec.models import PHASES, Runbook, Step
+from bcm.spec.models import PHASES, Parameter, Runbook, Step
+from bcm.templates import when_expression
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,55 @@ def effective_targets(runbook: Runbook, catalog: Catalog) -> EffectiveTargets:
     rpo = runbook.targets.rpo or min((s.rpo for s in services), default=None)
     mtpd = min((s.mtpd for s in services), default=None)
     return EffectiveTargets(rto=rto, rpo=rpo, mtpd=mtpd)
+
+
+@dataclass(frozen=True)
+class TargetSource:
+    """One effective target and where its value comes from.
+
+    Attributes:
+        name: ``RTO``, ``RPO`` or ``MTPD``.
+        value: the effective value; None when neither the runbook nor a service sets it.
+        origin: ``runbook`` (its ``targets``), ``bia`` (the tightest of its services'), or None.
+        services: for ``bia``, the services whose BIA has that value (several when they tie).
+    """
+
+    name: str
+    value: timedelta | None
+    origin: Literal["runbook", "bia"] | None
+    services: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """Where the value comes from, for people: ``the runbook``, ``the BIA of voice-core``."""
+        if self.origin == "runbook":
+            return "the runbook"
+        if self.origin == "bia":
+            return "the BIA of " + ", ".join(self.services)
+        return "not set: no runbook target and no service with a BIA"
+
+
+def target_sources(runbook: Runbook, catalog: Catalog) -> tuple[TargetSource, ...]:
+    """RTO, RPO and MTPD as :func:`effective_targets` finds them, each with where it comes from.
+
+    A runbook may set RTO and RPO (tighter than its services' BIA, which validation checks); MTPD
+    always comes from the BIA.
+    """
+    found = effective_targets(runbook, catalog)
+    services = [catalog.services[s] for s in runbook.services if s in catalog.services]
+    sources = []
+    for name, value, own in (
+        ("rto", found.rto, runbook.targets.rto),
+        ("rpo", found.rpo, runbook.targets.rpo),
+        ("mtpd", found.mtpd, None),
+    ):
+        if value is None:
+            sources.append(TargetSource(name.upper(), None, None))
+        elif own is not None:
+            sources.append(TargetSource(name.upper(), value, "runbook"))
+        else:
+            tightest = tuple(s.id for s in services if getattr(s, name) == value)
+            sources.append(TargetSource(name.upper(), value, "bia", tightest))
+    return tuple(sources)
 
 
 def review_status(runbook: Runbook, today: date) -> tuple[str, date | None]:
@@ -59,25 +110,69 @@ def describe_step(step: Step) -> str:
     return f"wait {format_duration(step.wait)}"
 
 
+def describe_parameter_type(parameter: Parameter) -> str:
+    """The type of a parameter for people: ``integer``, ``enum (lon-dc1, man-dc2)``."""
+    if parameter.type == "enum" and parameter.values:
+        return f"enum ({', '.join(parameter.values)})"
+    return parameter.type
+
+
+def drawn_dependencies(runbook: Runbook) -> dict[str, tuple[str, ...]]:
+    """Each step's dependencies less those another of them implies: the arrows of a drawing.
+
+    The plan (:func:`bcm.spec.graph.dependencies`) makes every recovery step wait for every
+    response step, and keeps ``needs`` as written. Drawn as it is, that is an arrow from each
+    response step to each recovery step. This keeps the same order with one arrow per dependency
+    that no path through other steps already gives (the transitive reduction): a recovery step
+    is drawn after the response steps nothing else waits for, and after the step before it.
+    Prevention steps form a graph of their own, as in the plan.
+    """
+    drawn: dict[str, tuple[str, ...]] = {}
+    for phases in (("prevention",), INCIDENT_PHASES):
+        deps = dependencies(runbook, phases=phases)
+        before = {step_id: _ancestors(step_id, deps) for step_id in deps}
+        for step_id, needs in deps.items():
+            known = [n for n in needs if n in deps]
+            drawn[step_id] = tuple(n for n in known if not any(n in before[m] for m in known if m != n))
+    return drawn
+
+
+def _ancestors(step_id: str, deps: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """Every step ``step_id`` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = [n for n in deps[step_id] if n in deps]
+    while todo:
+        need = todo.pop()
+        if need in seen:
+            continue
+        seen.add(need)
+        todo += [n for n in deps[need] if n in deps]
+    return frozenset(seen)
+
+
 def mermaid(runbook: Runbook) -> str:
-    """The step graph as a Mermaid flowchart (renders on GitHub)."""
+    """The step graph as a Mermaid flowchart (renders on GitHub).
+
+    Phases are subgraphs; an arrow ``a --> b`` means b waits for a (see
+    :func:`drawn_dependencies`). A step's ``when`` and ``marks`` are in its box, so a condition
+    shows even on a step nothing comes before.
+    """
     lines = ["flowchart TD"]
-    deps = {**dependencies(runbook, phases=("prevention",)), **dependencies(runbook)}
     for phase in PHASES:
         steps = getattr(runbook.phases, phase)
         if not steps:
             continue
         lines.append(f"  subgraph {phase}")
         for step in steps:
-            label = step.label.replace('"', "'")
-            extra = f"<br/>marks: {step.marks}" if step.marks else ""
-            lines.append(f'    {_node(step.id)}["{label}<br/><small>{describe_step(step)}</small>{extra}"]')
+            label = f"{_mermaid_escape(step.label)}<br/><small>{_mermaid_escape(describe_step(step))}</small>"
+            if step.when:
+                label += "<br/>when: " + _mermaid_escape(when_expression(step.when))
+            if step.marks:
+                label += f"<br/>marks: {step.marks}"
+            lines.append(f'    {_node(step.id)}["{label}"]')
         lines.append("  end")
-    for step_id, needs in deps.items():
-        step = runbook.step(step_id)
-        for need in needs:
-            arrow = f"-- {_mermaid_text(step.when)} -->" if step.when else "-->"
-            lines.append(f"  {_node(need)} {arrow} {_node(step_id)}")
+    for step_id, needs in drawn_dependencies(runbook).items():
+        lines += [f"  {_node(need)} --> {_node(step_id)}" for need in needs]
     return "\n".join(lines) + "\n"
 
 
@@ -85,5 +180,9 @@ def _node(step_id: str) -> str:
     return "s_" + step_id.replace("-", "_")
 
 
-def _mermaid_text(text: str) -> str:
-    return '"when ' + text.replace('"', "'").replace("{{", "").replace("}}", "").strip() + '"'
+def _mermaid_escape(text: str) -> str:
+    """Text shown as written in a quoted Mermaid label (Mermaid's ``#code;`` entities, line breaks)."""
+    text = text.replace("#", "#35;")  # first: the entities below start with '#'
+    for char, code in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("&", "#amp;")):
+        text = text.replace(char, code)
+    return text.strip().replace("\n", "<br/>")
