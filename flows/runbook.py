@@ -1,49 +1,36 @@
 """The generic runbook flow: a thin Prefect adapter around :class:`bcm.engine.runner.Runner`.
 
-Each automated step is a Prefect task (retries and retry delay from the step; never cached: steps
-have side effects); approve and manual steps pause the flow run with a typed input, resumed by
-``bcm approve`` (or a Slack button) from any process.
+Each step is a Prefect task: automated steps with the step's retries and retry delay (never
+cached: steps have side effects), approve and manual steps as tasks that wait for their decision
+in the store, so people decide in parallel with each other and with automated work.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_client, task
+from prefect import flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
-from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run, resume_flow_run
+from prefect.exceptions import ObjectNotFound
 from prefect.futures import PrefectFuture, as_completed
-from prefect.input import RunInput
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Failed, Running
+from prefect.states import Crashed, Failed
 
 from bcm.comms import make_notifier
 from bcm.config import load_settings
 from bcm.engine.actions import StepOutcome
-from bcm.engine.runner import Decision, Runner, RunRequest, StepFuture, start_run
+from bcm.engine.liveness import assess
+from bcm.engine.runner import Runner, RunRequest, StepFuture, start_run
 from bcm.spec import InputError, load_one
 from bcm.spec.models import Step
 from bcm.spec.params import resolve_parameters
 from bcm.store import RunNotFound, Store
 from flows.publish import publish_run_results
-
-#: How often a paused run looks for a decision, in seconds (BCM_APPROVAL_POLL_S overrides).
-POLL_INTERVAL_S = 1
-
-
-class DecisionInput(RunInput):
-    """What a person sends to resume an approve or manual step."""
-
-    approved: bool
-    by: str
-    note: str | None = None
 
 
 class StepAttemptFailed(Exception):
@@ -77,18 +64,26 @@ class _Future:
 
 
 class PrefectExecutor:
-    """Runs steps as Prefect tasks and waits for people by pausing the flow run."""
+    """Runs every step as a Prefect task, people steps included.
 
-    def __init__(self, *, poll_interval_s: int = POLL_INTERVAL_S) -> None:
-        self.poll_interval_s = poll_interval_s
+    A person step is a task that waits for its decision (see ``bcm.engine.runner``), named after
+    the role it waits for: Prefect's UI shows the flow run Running with one task run per step in
+    flight, and ``confirm-power (awaiting dc_ops)`` for what people still have to decide. The flow
+    run is never paused, so nothing else is held up while someone decides.
+    """
 
-    def submit(self, step: Step, attempt: Callable[[], StepOutcome]) -> _Future:
-        configured = run_step.with_options(
-            name=f"step:{step.id}",
-            task_run_name=step.id,
-            retries=step.retries,
-            retry_delay_seconds=step.retry_delay.total_seconds(),
-        )
+    def submit(self, step: Step, attempt: Callable[[], StepOutcome], *, waits_for: str | None = None) -> _Future:
+        if waits_for is not None:
+            configured = run_step.with_options(
+                name=f"person:{step.id}", task_run_name=f"{step.id} (awaiting {waits_for})", retries=0
+            )
+        else:
+            configured = run_step.with_options(
+                name=f"step:{step.id}",
+                task_run_name=step.id,
+                retries=step.retries,
+                retry_delay_seconds=step.retry_delay.total_seconds(),
+            )
         return _Future(configured.submit(step.id, attempt))
 
     def wait_any(self, futures: Sequence[StepFuture]) -> StepFuture:
@@ -96,23 +91,6 @@ class PrefectExecutor:
         for finished in as_completed([f.future for f in by_id.values()]):
             return by_id[finished.task_run_id]
         raise RuntimeError("wait_any called with no futures")
-
-    def wait_for_person(self, step: Step, *, timeout_s: float) -> Decision | None:
-        try:
-            answer = pause_flow_run(
-                wait_for_input=DecisionInput,
-                timeout=max(1, int(timeout_s)),
-                poll_interval=self.poll_interval_s,
-                key=f"{step.id}-{uuid.uuid4().hex[:6]}",
-            )
-        except FlowPauseTimeout:
-            # The flow run stays Paused after a timeout; put it back to Running to go on.
-            context = FlowRunContext.get()
-            assert context is not None and context.flow_run is not None
-            with get_client(sync_client=True) as client:
-                client.set_flow_run_state(context.flow_run.id, Running(), force=True)
-            return None
-        return Decision(approved=answer.approved, by=answer.by, note=answer.note)
 
 
 def _flow_run_name() -> str:
@@ -133,6 +111,8 @@ def run_runbook(
     auto_approve: bool = False,
     run_id: str | None = None,
     resume: bool = False,
+    known_times: dict[str, str] | None = None,
+    take_over: bool = False,
 ) -> State[Any] | dict[str, Any]:
     """Run (or resume) a runbook from the library.
 
@@ -144,6 +124,9 @@ def run_runbook(
         auto_approve: approve every approve/manual step automatically (exercise mode only).
         run_id: the bcm run id to use (default: derived from the flow run id).
         resume: continue the run ``run_id``; finished steps are not repeated.
+        known_times: milestones known at trigger (``impact_started``, ``detected``) as ISO 8601
+            times with an offset; recorded with source ``trigger``.
+        take_over: on resume, go on even when a step's last attempt ran on another host.
 
     Returns:
         ``{"run_id", "status"}``, or a Failed state when the run failed.
@@ -153,6 +136,7 @@ def run_runbook(
     if auto_approve and mode != "exercise":
         raise InputError("--auto-approve is only for exercise mode")
     flow_run_id = str(current_flow_run.id)
+    logger = get_run_logger()
     with Store.open(settings.database_url) as store:
         if resume:
             if not run_id:
@@ -163,6 +147,10 @@ def run_runbook(
                     f"runbook {loaded.runbook.id} changed since run {record.short_id} started; "
                     "resuming would mix two versions of the plan: start a new run instead"
                 )
+            liveness = assess(record)
+            if liveness.state == "alive":
+                raise InputError(f"run {record.short_id} is still running (its runner is alive): nothing to resume")
+            _mark_crashed(record.flow_run_id, record.short_id)
             request = RunRequest(
                 loaded=loaded,
                 catalog=catalog,
@@ -189,16 +177,33 @@ def run_runbook(
                 record = store.get_run(request.run_id or "")
                 raise InputError(f"run {record.short_id} exists already: use `bcm resume {record.short_id}`")
             except RunNotFound:
-                record = start_run(store, request)
+                times = {name: datetime.fromisoformat(at) for name, at in (known_times or {}).items()}
+                record = start_run(store, request, known_times=times)
         store.update_run(record.id, flow_run_id=flow_run_id)
         _tag(flow_run_id, loaded.runbook.id, record.mode, loaded.runbook.severity, loaded.runbook.services)
         notifier = make_notifier(settings, store, catalog)
-        runner = Runner(record, request, store=store, executor=PrefectExecutor(), notifier=notifier)
-        result = runner.execute(resume=resume)
+        runner = Runner(
+            record, request, store=store, executor=PrefectExecutor(), notifier=notifier, report=logger.warning
+        )
+        result = runner.execute(resume=resume, take_over=take_over)
     publish_run_results(result.run_id)
     if result.status == "failed":
         return Failed(message=f"run {result.run_id[:8]} failed at: {', '.join(result.failed_steps) or 'a step'}")
     return {"run_id": result.run_id, "status": result.status}
+
+
+def _mark_crashed(flow_run_id: str | None, short_id: str) -> None:
+    """The flow run of a runner that died still says Running in Prefect: say it crashed."""
+    if flow_run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+        except ObjectNotFound:
+            return
+        if state is not None and not state.is_final():
+            message = f"its runner died; run {short_id} was resumed in another flow run"
+            client.set_flow_run_state(uuid.UUID(flow_run_id), Crashed(message=message), force=True)
 
 
 def _tag(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: Sequence[str]) -> None:
@@ -207,45 +212,3 @@ def _tag(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: 
     )
     with get_client(sync_client=True) as client:
         client.update_flow_run(uuid.UUID(flow_run_id), tags=tags)
-
-
-def deliver_decision(
-    flow_run_id: str,
-    decision: Decision,
-    *,
-    wait_s: float = 60.0,
-    consumed: Callable[[], bool] | None = None,
-) -> bool:
-    """Resume the paused flow run with a person's decision.
-
-    The run may not have reached its pause yet (the decision can race the pause), so this tries
-    for ``wait_s`` seconds. A run that finds the decision in the store before pausing never pauses
-    for it: ``consumed`` (e.g. "the step is no longer waiting") tells that apart from a run whose
-    process is gone.
-
-    Returns:
-        True when the run took the decision; False when the flow run is neither paused nor
-        running (its process is gone: ``bcm resume`` continues it with the recorded decision).
-    """
-    from prefect.exceptions import NotPausedError, ObjectNotFound
-
-    deadline = time.monotonic() + wait_s
-    payload = {"approved": decision.approved, "by": decision.by, "note": decision.note}
-    while True:
-        try:
-            resume_flow_run(uuid.UUID(flow_run_id), run_input=payload)
-            return True
-        except (NotPausedError, FlowPauseTimeout, RuntimeError):
-            # Not paused (yet, or any more), or the pause just timed out: see where the run is.
-            if consumed is not None and consumed():
-                return True
-            with get_client(sync_client=True) as client:
-                try:
-                    state = client.read_flow_run(uuid.UUID(flow_run_id)).state
-                except ObjectNotFound:
-                    return False
-            if state is None or time.monotonic() > deadline:
-                return False
-            if not (state.is_running() or state.is_pending() or state.is_paused()):
-                return False  # finished or crashed: `bcm resume` picks the recorded decision up
-            time.sleep(0.5)

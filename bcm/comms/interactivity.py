@@ -29,8 +29,9 @@ from bcm.comms.messages import board_text, decision_message
 from bcm.comms.slack import verify_request
 from bcm.comms.transport import DeliveryError
 from bcm.config import Settings
-from bcm.engine.approvals import ApprovalRefused, decide, step_moved_on
-from bcm.engine.runner import Decision, new_run_id
+from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.liveness import assess
+from bcm.engine.runner import new_run_id
 from bcm.engine.status import board_from_document, run_document
 from bcm.spec import BcmError, load_library
 from bcm.spec.params import resolve_parameters
@@ -40,7 +41,6 @@ REPLAY_WINDOW_S = 5 * 60
 #: Roles allowed to start a real run from Slack (besides the runbook's owner).
 TRIGGER_ROLES = ("incident_commander",)
 
-Deliver = Callable[..., bool]  # (flow_run_id, decision, *, consumed) -> taken
 Trigger = Callable[..., None]
 
 
@@ -72,13 +72,12 @@ class ReplayGuard:
             return True
 
 
-def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, trigger: Trigger) -> Starlette:
+def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> Starlette:
     """The ASGI app behind `bcm slack serve`.
 
     Args:
         settings: bcm's configuration (store, library, Slack).
         signing_secret: the Slack app's signing secret.
-        deliver: resumes a paused flow run with a decision (``flows.runbook.deliver_decision``).
         trigger: starts a run: ``trigger(runbook_path, parameters, mode=, triggered_by=, run_id=)``.
     """
     replays = ReplayGuard()
@@ -135,15 +134,15 @@ def create_app(*, settings: Settings, signing_secret: str, deliver: Deliver, tri
                 )
             )
 
-        decision = Decision(approved=approved, by=approval.by)
-        if run.flow_run_id and not deliver(
-            run.flow_run_id, decision, consumed=step_moved_on(settings.database_url, run.id, step_id)
-        ):
+            # The run takes the decision from the store; a run whose runner died takes it when resumed.
+            liveness = assess(store.get_run(run.id))
+        if liveness.state != "alive":
             _ephemeral(
                 settings,
                 channel,
                 user,
-                f"Recorded. Run {run.short_id} is not running any more: `bcm resume {run.short_id}` continues it.",
+                f"Recorded. Run {run.short_id} is not running ({liveness.why or run.status}): "
+                f"`bcm resume {run.short_id}` continues it with your decision.",
             )
 
     async def commands(request: Request) -> Response:

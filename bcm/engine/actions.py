@@ -12,18 +12,20 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from bcm.comms.notifier import Message, Notifier, exercise_text
 from bcm.engine.context import RunContext
+from bcm.engine.processes import die_with_parent
 from bcm.spec.models import Step
 from bcm.spec.summary import describe_step
 from bcm.templates import TemplateRenderError, escape_mrkdwn, render, render_value
@@ -36,16 +38,18 @@ DEFAULT_HTTP_TIMEOUT = timedelta(seconds=30)
 class StepOutcome:
     """The result of one attempt at a step."""
 
-    status: str  # succeeded | failed | timed_out | skipped
+    status: str  # succeeded | rejected | failed | timed_out | skipped
     output: Any = None
     error: str | None = None
     reason: str | None = None
     actor: str | None = None
+    #: When the step really ended, when that is not "now" (a person's decision time).
+    ended_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the step succeeded (or was skipped)."""
-        return self.status in ("succeeded", "skipped")
+        """True when the step needs no retry: it succeeded, was skipped, or a person rejected it."""
+        return self.status in ("succeeded", "rejected", "skipped")
 
 
 @dataclass
@@ -58,12 +62,15 @@ class ActionEnv:
             communication, which also restarts the cadence clock); a plain message when None.
         sleep: how wait steps wait.
         extra_env: more environment for run steps.
+        started_process: told the pid of a run step's command as soon as it starts (the runner
+            records it, so a resumed run can check the command is not still running).
     """
 
     notifier: Notifier
     announce: Callable[[Step, str], Message] | None = None
     sleep: Callable[[float], None] = time.sleep
     extra_env: dict[str, str] = field(default_factory=dict)
+    started_process: Callable[[Step, int], None] | None = None
 
 
 def _clip(text: str) -> str:
@@ -117,18 +124,39 @@ def _run(step: Step, ctx: RunContext, env: ActionEnv) -> StepOutcome:
     }
     timeout = step.timeout.total_seconds() if step.timeout else None
     try:
-        done = subprocess.run(
-            argv, cwd=directory, env=child_env, capture_output=True, text=True, timeout=timeout, check=False
+        # A group of its own, so a timeout stops everything the command started; killed with the
+        # runner (see bcm.engine.processes), so a dead runner leaves nothing running unsupervised.
+        child = subprocess.Popen(
+            argv,
+            cwd=directory,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # one prctl call, resolved before the fork: safe with threads
         )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return StepOutcome("timed_out", output={"stdout": _clip(out)}, error=f"timed out after {timeout:g}s")
     except OSError as exc:
         return StepOutcome("failed", error=f"cannot run {argv[0]}: {exc.strerror}")
-    output = {"exit_code": done.returncode, "stdout": _clip(done.stdout), "stderr": _clip(done.stderr)}
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-        return StepOutcome("failed", output=output, error=f"exit code {done.returncode}: {tail[0]}".rstrip(": "))
+    if env.started_process is not None:
+        env.started_process(step, child.pid)
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        stdout, _ = child.communicate()
+        return StepOutcome("timed_out", output={"stdout": _clip(stdout or "")}, error=f"timed out after {timeout:g}s")
+    finally:
+        if child.poll() is None:  # the runner is leaving (an exception): take the command with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    output = {"exit_code": child.returncode, "stdout": _clip(stdout), "stderr": _clip(stderr)}
+    if child.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or [""]
+        return StepOutcome("failed", output=output, error=f"exit code {child.returncode}: {tail[0]}".rstrip(": "))
     return StepOutcome("succeeded", output=output)
 
 

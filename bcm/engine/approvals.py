@@ -1,15 +1,19 @@
-"""Recording a person's decision on an approve or manual step, with every refusal explained."""
+"""What people record during a run: decisions on approve and manual steps, milestones by hand.
+
+Every refusal is explained. The run picks a decision up from the store within a fraction of a second
+(``bcm.engine.runner``); a run whose runner died picks it up, with its true time, when resumed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bcm import clock
 from bcm.clock import Clock
 from bcm.spec import InputError, load_one
-from bcm.spec.models import Step
-from bcm.store import AlreadyDecided, ApprovalRecord, RunRecord, Store
+from bcm.spec.models import MILESTONES, Step
+from bcm.store import AlreadyDecided, ApprovalRecord, MarkRecord, RunRecord, Store
 
 
 class ApprovalRefused(InputError):
@@ -73,16 +77,61 @@ def decide(
     return run, step, approval
 
 
-def step_moved_on(database_url: str, run_id: str, step_id: str) -> Callable[[], bool]:
-    """A check that the run is no longer waiting on ``step_id``: it took the decision (possibly
-    from the store, before it paused), so delivering it to the paused flow run is not needed."""
+#: Roles that may record a milestone by hand (with the runbook's owner role), when the catalog has them.
+MARKING_ROLES = ("incident_commander", "deputy", "scribe")
 
-    def moved_on() -> bool:
-        with Store.open(database_url) as store:
-            found = store.get_step(run_id, step_id)
-        return found is not None and found.status != "waiting"
 
-    return moved_on
+class MarkRefused(InputError):
+    """A milestone cannot be recorded: wrong person, unknown milestone, a time in the future, or
+    the milestone is already on the timeline."""
+
+
+def record_mark(
+    store: Store,
+    run_ref: str,
+    milestone: str,
+    *,
+    who: str,
+    at: datetime | None,
+    note: str | None,
+    library_root: Path,
+    now: Clock = clock.now,
+) -> tuple[RunRecord, MarkRecord]:
+    """Record by hand that run ``run_ref`` reached ``milestone`` at ``at`` (default: now); audited.
+
+    Only the incident commander, deputy and scribe (where the catalog has those roles) and the
+    runbook's owner role may.
+
+    Raises:
+        MarkRefused: see the class.
+    """
+    run = store.get_run(run_ref)
+    if milestone not in MILESTONES:
+        raise MarkRefused(f"unknown milestone '{milestone}' (known: {', '.join(MILESTONES)})")
+    loaded, catalog = load_one(run.runbook_path, library_root=library_root)
+    roles = [r for r in (*MARKING_ROLES, loaded.runbook.owner) if r in catalog.roles]
+    person = next((p for r in roles if (p := catalog.roles[r].holder(who)) is not None), None)
+    if person is None:
+        raise MarkRefused(
+            f"{who} holds none of the roles that may record milestones on run {run.short_id}: {', '.join(roles)}"
+        )
+    current = now()
+    when = current if at is None else at
+    if when > current + _CLOCK_SKEW:
+        raise MarkRefused(f"--at {when.isoformat()} is in the future: give the time the milestone was reached")
+    existing = {m.milestone: m for m in store.get_marks(run.id)}
+    if milestone in existing:
+        found = existing[milestone]
+        raise MarkRefused(
+            f"run {run.short_id} already has {milestone} at {found.at:%Y-%m-%d %H:%M:%S} UTC (from {found.source}); "
+            "the first record of a milestone stands"
+        )
+    source = f"manual:{person.name}"
+    store.add_mark(run.id, milestone, when, source, note=note)
+    return run, MarkRecord(run_id=run.id, milestone=milestone, at=when, source=source)
+
+
+_CLOCK_SKEW = timedelta(minutes=1)
 
 
 def _already(existing: ApprovalRecord) -> str:

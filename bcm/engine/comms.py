@@ -259,8 +259,8 @@ class RunComms:
             )
         )
 
-    def decided(self, step: Step, *, decision: str, by: str, note: str | None) -> None:
-        """Edit the request to say who decided (whether by button or `bcm approve`)."""
+    def decided(self, step: Step, *, decision: str, by: str, note: str | None, at: datetime | None = None) -> None:
+        """Edit the request to say who decided, and when (whether by button or `bcm approve`)."""
         try:
             prompt = render(step.person_prompt, self.ctx.template_context(escape=escape_mrkdwn))
         except TemplateRenderError:
@@ -273,7 +273,7 @@ class RunComms:
                 decision=decision,
                 by=by,
                 note=note,
-                at=self.now(),
+                at=at or self.now(),
                 exercise=self.exercise,
             )
         )

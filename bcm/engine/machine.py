@@ -16,17 +16,22 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "waiting", "skipped", "cancelled"}),
     "running": frozenset({"running", "succeeded", "failed", "timed_out", "cancelled"}),
-    "waiting": frozenset({"waiting", "succeeded", "failed", "timed_out", "cancelled"}),
+    "waiting": frozenset({"waiting", "succeeded", "rejected", "failed", "timed_out", "cancelled"}),
     # Resume re-runs what did not finish well; finished-good steps are never repeated.
     "failed": frozenset({"running", "waiting", "skipped", "cancelled"}),
     "timed_out": frozenset({"running", "waiting", "skipped", "cancelled"}),
     "cancelled": frozenset({"running", "waiting", "skipped", "cancelled"}),
     "succeeded": frozenset(),
+    "rejected": frozenset(),
     "skipped": frozenset(),
 }
 
 #: Step statuses that count as finished for the steps that wait on them, whatever on_failure says.
-DONE_OK = frozenset({"succeeded", "skipped"})
+#: An approve step that was rejected is answered, not failed: what follows decides with ``when``.
+DONE_OK = frozenset({"succeeded", "rejected", "skipped"})
+#: Step statuses at which a step's ``marks`` milestone is recorded. A rejected approval is still a
+#: decision taken at that moment (an approve step marks ``acknowledged`` in the library).
+MARKS_MILESTONE = frozenset({"succeeded", "rejected"})
 #: Step statuses that are failures (they stop the run unless the step says on_failure: continue).
 FAILURES = frozenset({"failed", "timed_out"})
 

@@ -1,43 +1,50 @@
-"""Executing a run: the scheduling loop, step records, approvals, stop and resume.
+"""Executing a run: the scheduling loop, step records, people deciding, stop and resume.
 
 The loop is Prefect-free: it hands work to an :class:`Executor` (``flows/runbook.py`` provides one
-that runs each step as a Prefect task and pauses the flow run for people; tests can use a thread
-pool). Everything a run does is written to the store as it happens, so a run whose process dies
-can be resumed: finished steps are read back and never repeated.
+that runs each step as a Prefect task; tests can use a thread pool). Everything a run does is
+written to the store as it happens, so a run whose process dies can be resumed: finished steps are
+read back and never repeated, and times keep what really happened.
+
+People steps (``approve``, ``manual``) are work like any other: each waits on its own, in a task of
+its own, for its decision to appear in the store (``bcm approve`` and the Slack buttons write it
+there), with its own deadline. So the comms lead, the operations lead and the commander decide in
+parallel, and automated steps go on meanwhile. One heartbeat thread per run looks for decisions
+for every waiting step in one query and wakes the step concerned. A step's end and its milestone
+are the **decision's** time, not the time the runner noticed: a decision taken while the runner
+was dead keeps its true time when the run is resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bcm import clock
 from bcm.clock import Clock
 from bcm.comms.notifier import Notifier
+from bcm.durations import format_duration
 from bcm.engine import machine
 from bcm.engine.actions import ActionEnv, StepOutcome, execute, simulate
 from bcm.engine.comms import RunComms
 from bcm.engine.context import RunContext, RunInfo, StepState
+from bcm.engine.liveness import Heartbeat
 from bcm.engine.plan import Plan, PlannedStep
+from bcm.engine.processes import ProcessId, process_id, stop_leftover
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
-from bcm.store import AlreadyDecided, RunRecord, Store
+from bcm.spec.problems import InputError
+from bcm.store import AlreadyDecided, ApprovalRecord, RunRecord, Store
 from bcm.templates import TemplateRenderError, evaluate, truthy
 from bcm.timelines import runbook_targets
 
 AUTO_APPROVER = "auto-approve (exercise)"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A person's answer to an approve or manual step."""
-
-    approved: bool
-    by: str
-    note: str | None = None
+#: How long a person step waits when its runbook gives no timeout.
+DEFAULT_PERSON_TIMEOUT = timedelta(days=7)
 
 
 class StepFuture(Protocol):
@@ -48,16 +55,17 @@ class StepFuture(Protocol):
 
 
 class Executor(Protocol):
-    """Where steps run and how the run waits for people (Prefect in production)."""
+    """Where steps run (Prefect tasks in production, a thread pool in tests)."""
 
-    def submit(self, step: Step, attempt: Callable[[], StepOutcome]) -> StepFuture:
-        """Start ``attempt`` for ``step``; retry it as the step says until it succeeds."""
+    def submit(self, step: Step, attempt: Callable[[], StepOutcome], *, waits_for: str | None = None) -> StepFuture:
+        """Start ``attempt`` for ``step``; retry it as the step says until it succeeds.
+
+        ``waits_for`` is the role a person step waits for (the attempt then only waits: no
+        retries); executors use it to say what the run is waiting on.
+        """
 
     def wait_any(self, futures: Sequence[StepFuture]) -> StepFuture:
         """Block until one of ``futures`` is done and return it."""
-
-    def wait_for_person(self, step: Step, *, timeout_s: float) -> Decision | None:
-        """Block until a person decides on ``step``; None when ``timeout_s`` passes first."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,21 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def start_run(store: Store, request: RunRequest, *, now: Clock = clock.now) -> RunRecord:
-    """Record a new run in the store (status running) and return it."""
+def start_run(
+    store: Store,
+    request: RunRequest,
+    *,
+    known_times: dict[str, datetime] | None = None,
+    now: Clock = clock.now,
+) -> RunRecord:
+    """Record a new run in the store (status running) and return it.
+
+    Args:
+        known_times: milestones known when the run is triggered (``impact_started``,
+            ``detected``), recorded with source ``trigger``.
+    """
     rb = request.loaded.runbook
-    return store.create_run(
+    record = store.create_run(
         run_id=request.run_id or new_run_id(),
         runbook_id=rb.id,
         runbook_title=rb.title,
@@ -104,10 +123,48 @@ def start_run(store: Store, request: RunRequest, *, now: Clock = clock.now) -> R
         started_at=now(),
         targets=runbook_targets(request.loaded, request.catalog),
     )
+    for milestone, at in sorted((known_times or {}).items(), key=lambda item: item[1]):
+        store.add_mark(record.id, milestone, at, "trigger", note=f"given by {request.triggered_by} at trigger")
+    return record
+
+
+def leftover_attempts(store: Store, run_id: str, *, take_over: bool = False) -> list[tuple[str, ProcessId]]:
+    """Steps of ``run_id`` whose last attempt's process may still be alive.
+
+    Raises:
+        InputError: an attempt ran on another host, where bcm cannot check it (unless ``take_over``).
+    """
+    found: list[tuple[str, ProcessId]] = []
+    for step in store.get_steps(run_id):
+        if step.status != "running" or not step.process:
+            continue
+        process = ProcessId.parse(step.process)
+        if process is None:
+            continue
+        if not process.local:
+            if take_over:
+                continue
+            raise InputError(
+                f"step '{step.step_id}' was last attempted by pid {process.pid} on host {process.host}, which bcm "
+                f"cannot check from here: resume the run on {process.host}, or make sure that attempt has "
+                "stopped and resume with --take-over"
+            )
+        if process.group_alive():
+            found.append((step.step_id, process))
+    return found
+
+
+def stop_leftover_attempts(
+    store: Store, run_id: str, *, take_over: bool = False, report: Callable[[str], None] = lambda _: None
+) -> None:
+    """Before a resumed run re-runs a step, stop what its last attempt left running (saying what)."""
+    for step_id, process in leftover_attempts(store, run_id, take_over=take_over):
+        report(f"step '{step_id}': its last attempt is still running; waiting before running it again")
+        report(f"step '{step_id}': {stop_leftover(process)}")
 
 
 class Runner:
-    """Runs one run of a runbook to its end (or until it must wait and its process dies)."""
+    """Runs one run of a runbook to its end (or until its process dies: then ``bcm resume``)."""
 
     def __init__(
         self,
@@ -119,6 +176,7 @@ class Runner:
         notifier: Notifier,
         now: Clock = clock.now,
         sleep: Callable[[float], None] | None = None,
+        report: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.record = run
         self.request = request
@@ -126,6 +184,7 @@ class Runner:
         self.executor = executor
         self.notifier = notifier
         self.now = now
+        self.report = report
         self.plan = Plan.build(request.loaded.runbook)
         self.ctx = RunContext(
             loaded=request.loaded,
@@ -135,14 +194,20 @@ class Runner:
             steps={p.id: StepState() for p in self.plan.steps},
         )
         self.comms = RunComms(self.ctx, self.plan, notifier, now=now)
-        self.env = ActionEnv(notifier=notifier, announce=self.comms.notify)
+        self.env = ActionEnv(notifier=notifier, announce=self.comms.notify, started_process=self._started_process)
         if sleep is not None:
             self.env.sleep = sleep
         self._status = run.status
+        # Person steps waiting, each with the event that wakes it, and the decisions found for them.
+        self._waiting: dict[str, threading.Event] = {}
+        self._found: dict[str, ApprovalRecord] = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ records
 
     def _set_run_status(self, status: str, *, error: str | None = None, ended: bool = False) -> None:
+        if status == self._status and error is None and not ended:
+            return
         machine.check_run(self.record.id, self._status, status)
         self.store.update_run(self.record.id, status=status, error=error, ended_at=self.now() if ended else None)
         self._status = status
@@ -163,14 +228,18 @@ class Runner:
             return  # the final board shows them; a thread line each would only be noise
         record = self.store.get_step(self.record.id, planned.id)
         took = record.duration.total_seconds() if record and record.duration is not None else None
-        note = fields.get("error") or fields.get("reason") or (f"by {fields['actor']}" if fields.get("actor") else None)
+        note = fields.get("error") or fields.get("reason") or _actor_note(fields.get("actor"), fields.get("output"))
         attempts = record.attempts if record else 0
         self.comms.step_changed(planned.id, status, attempts=attempts, took=took, note=note)
 
-    def _finish(self, planned: PlannedStep, outcome: StepOutcome, attempts: int | None = None) -> None:
-        ended = self.now()
-        if planned.step.marks and outcome.status == "succeeded":
+    def _finish(self, planned: PlannedStep, outcome: StepOutcome) -> None:
+        ended = outcome.ended_at or self.now()
+        marked = planned.step.marks and outcome.status in machine.MARKS_MILESTONE
+        if marked:
+            assert planned.step.marks is not None
             self.comms.milestone(planned.step.marks, ended)
+        if planned.needs_person and outcome.actor != AUTO_APPROVER:
+            self._tell_decided(planned.step, outcome)
         self._set_step(
             planned,
             outcome.status,
@@ -179,15 +248,32 @@ class Runner:
             error=outcome.error,
             reason=outcome.reason,
             actor=outcome.actor,
-            attempts=attempts,
         )
-        if planned.step.marks and outcome.status == "succeeded":
+        if marked:
+            assert planned.step.marks is not None
             self.store.add_mark(self.record.id, planned.step.marks, ended, f"step:{planned.id}")
+
+    def _tell_decided(self, step: Step, outcome: StepOutcome) -> None:
+        """Edit the step's request to say who decided what (button or ``bcm approve`` alike)."""
+        output = outcome.output if isinstance(outcome.output, dict) else {}
+        if outcome.status == "timed_out":
+            self.comms.decided(step, decision="timed out", by="nobody", note=None, at=outcome.ended_at)
+            return
+        decision = ("approved" if step.approve else "done") if output.get("approved") else "rejected"
+        self.comms.decided(
+            step, decision=decision, by=outcome.actor or "", note=output.get("note"), at=outcome.ended_at
+        )
+
+    def _started_process(self, step: Step, pid: int) -> None:
+        planned = self.plan.get(step.id)
+        self.store.upsert_step(
+            self.record.id, step.id, phase=planned.phase, kind=step.kind, status="running", process=str(process_id(pid))
+        )
 
     # ------------------------------------------------------------------ loop
 
     def _restore(self) -> None:
-        """On resume: read back what finished; steps that did not finish will run again."""
+        """On resume: read back where every step was."""
         for record in self.store.get_steps(self.record.id):
             if record.step_id in self.ctx.steps:
                 self.ctx.steps[record.step_id] = StepState(status=record.status, output=record.output)
@@ -206,18 +292,27 @@ class Runner:
             return True
         return step.on_failure == "continue"
 
-    def execute(self, *, resume: bool = False) -> RunResult:
-        """Run every step that has not finished; return how the run ended."""
+    def execute(self, *, resume: bool = False, take_over: bool = False) -> RunResult:
+        """Run every step that has not finished; return how the run ended.
+
+        Args:
+            resume: continue a run that was interrupted or failed; finished steps are kept.
+            take_over: on resume, do not refuse when a step's last attempt ran on another host.
+        """
+        self.store.claim_runner(self.record.id, runner=str(process_id()), at=self.now())
         if resume:
+            stop_leftover_attempts(self.store, self.record.id, take_over=take_over, report=self.report)
             self._restore()
-            if self._status != "running":
+            self.store.update_run(self.record.id, clear_error=True)
+            if self._status not in ("running", "waiting"):
                 self._set_run_status("running")
             for mark in self.store.get_marks(self.record.id):
                 self.comms.milestone(mark.milestone, mark.at)
         self.comms.open()
         self.comms.start_watch()
         try:
-            return self._loop()
+            with Heartbeat(self.store, self.record.id, poll=self._poll_decisions, now=self.now):
+                return self._loop()
         finally:
             self.comms.stop_watch()
 
@@ -228,34 +323,23 @@ class Runner:
         while True:
             if stopped_by is None:
                 started = {p.id for _, p in futures.values()}
-                waiting_people: list[PlannedStep] = []
                 skipped = False
                 for planned in self.plan.ready(done=done, started=started):
                     if self._maybe_skip(planned):
                         done.add(planned.id)
                         skipped = True
-                    elif planned.needs_person:
-                        waiting_people.append(planned)
-                    else:
-                        future = self._submit(planned)
-                        futures[id(future)] = (future, planned)
+                        continue
+                    future = self._start_person(planned) if planned.needs_person else self._submit(planned)
+                    futures[id(future)] = (future, planned)
                 if skipped:
                     continue  # a skip may make more steps ready
-                if waiting_people and not futures:
-                    # People decide one at a time with nothing else in flight: a pause holds the flow.
-                    planned = waiting_people[0]
-                    self._finish(planned, self._ask_person(planned))
-                    if self._is_done(planned):
-                        done.add(planned.id)
-                    else:
-                        stopped_by = planned.id
-                    continue
             if not futures:
                 break
+            in_flight = [p for _, p in futures.values()]
+            self._set_run_status("waiting" if all(p.needs_person for p in in_flight) else "running")
             future = self.executor.wait_any([f for f, _ in futures.values()])
             _, planned = futures.pop(id(future))
-            outcome = future.outcome()
-            self._finish(planned, outcome)
+            self._finish(planned, future.outcome())
             if self._is_done(planned):
                 done.add(planned.id)
             elif stopped_by is None:
@@ -280,7 +364,7 @@ class Runner:
         self.comms.finished("succeeded", None)
         return RunResult(self.record.id, "succeeded", failed)
 
-    # ------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------ automated steps
 
     def _maybe_skip(self, planned: PlannedStep) -> bool:
         step = planned.step
@@ -299,11 +383,24 @@ class Runner:
         self._set_step(planned, "skipped", started_at=now, ended_at=now, reason=reason)
         return True
 
+    def _begin(self, planned: PlannedStep, status: str) -> datetime:
+        """Record that a step starts (or, on resume, goes on): returns when it really started.
+
+        A step the runner was in the middle of when it died keeps its start time; a step that
+        failed and runs again starts afresh, without the old error.
+        """
+        previous = self.store.get_step(self.record.id, planned.id)
+        if previous is not None and previous.status == status and previous.started_at is not None:
+            return previous.started_at
+        started = self.now()
+        self._set_step(planned, status, started_at=started, fresh=True)
+        return started
+
     def _submit(self, planned: PlannedStep) -> StepFuture:
         step = planned.step
+        self._begin(planned, "running")
         previous = self.store.get_step(self.record.id, planned.id)
         attempts = [previous.attempts if previous else 0]
-        self._set_step(planned, "running", started_at=self.now(), attempts=attempts[0])
         simulated = self.ctx.exercise and step.exercise_behaviour == "simulate"
 
         def attempt() -> StepOutcome:
@@ -317,73 +414,114 @@ class Runner:
 
         return self.executor.submit(step, attempt)
 
-    def _ask_person(self, planned: PlannedStep) -> StepOutcome:
+    # ------------------------------------------------------------------ people
+
+    def _start_person(self, planned: PlannedStep) -> StepFuture:
+        """Ask the step's role and hand the wait to the executor: the loop goes on meanwhile."""
         step = planned.step
-        role = step.person_role or ""
-        started = self.now()
-        self.store.reopen_approval(self.record.id, planned.id)  # a resumed run asks again after a timeout
-        existing = self.store.get_approval(self.record.id, planned.id)
-        if existing is None and self.request.auto_approve and self.ctx.exercise:
-            existing = self.store.record_approval(
-                self.record.id,
-                planned.id,
-                by=AUTO_APPROVER,
-                decision="approved" if step.approve else "done",
-                note=None,
-                waited_s=0.0,
-                at=started,
-            )
-        if existing is not None:
-            self._set_step(planned, "waiting", started_at=started)
-            return self._decided(
-                planned, Decision(existing.decision != "rejected", existing.by, existing.note), started
-            )
-        self._set_step(planned, "waiting", started_at=started)
-        self._set_run_status("waiting")
-        self.comms.request_decision(step)
-        timeout = step.person_timeout
-        recorded = self.store.get_approval(self.record.id, planned.id)
-        if recorded is not None:
-            # Decided between the request going out and the pause: no need to pause at all.
-            self._set_run_status("running")
-            return self._decided(
-                planned, Decision(recorded.decision != "rejected", recorded.by, recorded.note), started
-            )
-        decision = self.executor.wait_for_person(step, timeout_s=timeout.total_seconds() if timeout else 7 * 86400.0)
-        self._set_run_status("running")
-        if decision is None:
-            try:
+        if self._step_status(planned.id) in machine.FAILURES:
+            self.store.reopen_approval(self.record.id, planned.id)  # a resumed run asks again after a timeout
+        started = self._begin(planned, "waiting")
+        deadline = started + (step.person_timeout or DEFAULT_PERSON_TIMEOUT)
+        if self.request.auto_approve and self.ctx.exercise:
+            # A decision taken before the run was resumed stands.
+            with contextlib.suppress(AlreadyDecided):
                 self.store.record_approval(
                     self.record.id,
                     planned.id,
-                    by="nobody",
-                    decision="timed_out",
+                    by=AUTO_APPROVER,
+                    decision="approved" if step.approve else "done",
                     note=None,
-                    waited_s=(self.now() - started).total_seconds(),
-                    at=self.now(),
+                    waited_s=0.0,
+                    at=started,
                 )
-            except AlreadyDecided:
-                # Decided in the instant the pause timed out: the decision stands.
-                recorded = self.store.get_approval(self.record.id, planned.id)
-                assert recorded is not None
-                return self._decided(
-                    planned, Decision(recorded.decision != "rejected", recorded.by, recorded.note), started
-                )
-            waited = (self.now() - started).total_seconds()
-            self.comms.decided(step, decision="timed out", by="nobody", note=None)
+        if self.store.get_approval(self.record.id, planned.id) is None:
+            self.comms.request_decision(step)
+        with self._lock:
+            self._waiting[planned.id] = threading.Event()
+        return self.executor.submit(
+            step, lambda: self._await_person(planned, started, deadline), waits_for=step.person_role
+        )
+
+    def _poll_decisions(self) -> None:
+        """Heartbeat thread: one query for every waiting step; wake those that have a decision."""
+        with self._lock:
+            if not self._waiting:
+                return
+        found = self.store.get_approvals(self.record.id)
+        with self._lock:
+            for step_id, event in self._waiting.items():
+                if step_id in found and not event.is_set():
+                    self._found[step_id] = found[step_id]
+                    event.set()
+
+    def _await_person(self, planned: PlannedStep, started: datetime, deadline: datetime) -> StepOutcome:
+        """Wait (in the executor) until the step's decision is in the store or its deadline passes."""
+        step_id = planned.id
+        with self._lock:
+            event = self._waiting[step_id]
+        decision = self.store.get_approval(self.record.id, step_id)
+        while decision is None:
+            remaining = (deadline - self.now()).total_seconds()
+            if remaining <= 0:
+                decision = self._time_out(planned, started, deadline)
+                break
+            if event.wait(min(remaining, 1.0)):
+                with self._lock:
+                    decision = self._found.get(step_id)
+        with self._lock:
+            self._waiting.pop(step_id, None)
+            self._found.pop(step_id, None)
+        return self._outcome(planned, decision, started)
+
+    def _time_out(self, planned: PlannedStep, started: datetime, deadline: datetime) -> ApprovalRecord:
+        """Record that nobody decided by the deadline (or the decision that just beat it)."""
+        try:
+            return self.store.record_approval(
+                self.record.id,
+                planned.id,
+                by="nobody",
+                decision="timed_out",
+                note=None,
+                waited_s=(deadline - started).total_seconds(),
+                at=deadline,
+            )
+        except AlreadyDecided:
+            found = self.store.get_approval(self.record.id, planned.id)
+            assert found is not None
+            return found
+
+    def _outcome(self, planned: PlannedStep, decision: ApprovalRecord, started: datetime) -> StepOutcome:
+        """The step's outcome from its decision, ending when the person decided."""
+        step = planned.step
+        waited = max(0.0, (decision.at - started).total_seconds())
+        if decision.decision == "timed_out":
             return StepOutcome(
                 "timed_out",
                 output={"approved": None, "by": None, "note": None, "waited_s": waited},
-                error=f"no decision from {role} within {timeout}",
+                error=f"no decision from {step.person_role} within "
+                f"{format_duration(step.person_timeout or DEFAULT_PERSON_TIMEOUT)}",
+                ended_at=decision.at,
             )
-        return self._decided(planned, decision, started)
+        approved = decision.decision != "rejected"
+        output = {"approved": approved, "by": decision.by, "note": decision.note, "waited_s": waited}
+        if approved:
+            return StepOutcome("succeeded", output=output, actor=decision.by, ended_at=decision.at)
+        if step.manual is not None:
+            why = f": {decision.note}" if decision.note else ""
+            return StepOutcome(
+                "failed",
+                output=output,
+                error=f"{decision.by} could not complete it{why}",
+                actor=decision.by,
+                ended_at=decision.at,
+            )
+        return StepOutcome("rejected", output=output, actor=decision.by, ended_at=decision.at)
 
-    def _decided(self, planned: PlannedStep, decision: Decision, started: datetime) -> StepOutcome:
-        recorded = self.store.get_approval(self.record.id, planned.id)
-        waited = recorded.waited_s if recorded else (self.now() - started).total_seconds()
-        if recorded is not None and recorded.by != AUTO_APPROVER:
-            self.comms.decided(planned.step, decision=recorded.decision, by=recorded.by, note=recorded.note)
-        output = {"approved": decision.approved, "by": decision.by, "note": decision.note, "waited_s": waited}
-        if planned.step.manual is not None and not decision.approved:
-            return StepOutcome("failed", output=output, error=f"{decision.by} could not complete it", actor=decision.by)
-        return StepOutcome("succeeded", output=output, actor=decision.by)
+
+def _actor_note(actor: object, output: object) -> str | None:
+    """``by NAME`` (and the person's note) for the board and thread."""
+    if not actor:
+        return None
+    note = output.get("note") if isinstance(output, dict) else None
+    return f"by {actor}" + (f": {note}" if note else "")

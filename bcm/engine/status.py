@@ -1,19 +1,33 @@
-"""Where a run stands: its steps, milestones and what it waits on, as one JSON-able document."""
+"""Where a run stands: its steps, milestones, who it waits on and whether its runner lives, as one
+JSON-able document (``bcm status --json``, the status table, ``/bcm status`` in Slack)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from bcm.store import RunRecord, Store
+from bcm.engine.liveness import assess, shown_status
+from bcm.spec import load_one
+from bcm.spec.loader import Catalog, LoadedRunbook
+from bcm.spec.problems import BcmError
+from bcm.store import RunRecord, StepRecord, Store
 
 
-def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
-    """The run, its steps (with durations), milestones and the steps waiting for people."""
+def run_document(store: Store, run: RunRecord, *, library_root: Path | None = None) -> dict[str, Any]:
+    """The run, its steps (with durations), milestones, and the person steps it waits on.
+
+    ``status`` is ``interrupted`` when the run says running or waiting but its runner is dead
+    (``stored_status`` keeps what the store says); ``waiting_on`` names, for each person step,
+    the role and the people who may answer and the command to do it.
+    """
     steps = store.get_steps(run.id)
     marks = store.get_marks(run.id)
     duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
-    waiting = [s.step_id for s in steps if s.status == "waiting"]
     messages = store.list_messages(run_id=run.id)
+    liveness = assess(run)
+    approvals = store.get_approvals(run.id)
+    waiting = [s for s in steps if s.status == "waiting"]
+    runbook = _runbook(run, library_root) if waiting else None
     return {
         "run": {
             "id": run.id,
@@ -21,7 +35,9 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
             "runbook": run.runbook_id,
             "title": run.runbook_title,
             "mode": run.mode,
-            "status": run.status,
+            "status": shown_status(run, liveness),
+            "stored_status": run.status,
+            "interrupted": liveness.why if liveness.interrupted else None,
             "severity": run.severity,
             "services": list(run.services),
             "parameters": run.parameters,
@@ -30,6 +46,8 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
             "ended_at": run.ended_at.isoformat() if run.ended_at else None,
             "duration_s": duration,
             "flow_run_id": run.flow_run_id,
+            "runner": run.runner,
+            "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
             "error": run.error,
         },
         "steps": [
@@ -46,11 +64,12 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
                 "reason": s.reason,
                 "error": s.error,
                 "output": s.output,
+                "note": (approvals[s.step_id].note if s.step_id in approvals else None),
             }
             for s in steps
         ],
         "milestones": [{"milestone": m.milestone, "at": m.at.isoformat(), "source": m.source} for m in marks],
-        "waiting_on": waiting,
+        "waiting_on": [_waiting(run, s, runbook, approvals) for s in waiting],
         "messages": {
             "delivered": sum(1 for m in messages if m.status == "delivered"),
             "pending": [
@@ -60,6 +79,47 @@ def run_document(store: Store, run: RunRecord) -> dict[str, Any]:
             ],
             "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in messages if m.status == "failed"],
         },
+    }
+
+
+def _runbook(run: RunRecord, library_root: Path | None) -> tuple[LoadedRunbook, Catalog] | None:
+    """The run's runbook, to name who may answer; None when it cannot be read any more."""
+    try:
+        return load_one(run.runbook_path, library_root=library_root or Path(run.runbook_path).parent)
+    except (BcmError, OSError):
+        return None
+
+
+def _waiting(
+    run: RunRecord,
+    step: StepRecord,
+    runbook: tuple[LoadedRunbook, Catalog] | None,
+    approvals: dict[str, Any],
+) -> dict[str, Any]:
+    role_id: str | None = None
+    role_name: str | None = None
+    holders: list[str] = []
+    if runbook is not None:
+        loaded, catalog = runbook
+        try:
+            role_id = loaded.runbook.step(step.step_id).person_role
+        except KeyError:
+            role_id = None
+        role = catalog.roles.get(role_id) if role_id else None
+        if role is not None:
+            role_name = role.name
+            holders = [p.name for p in [*role.members, *role.alternates]]
+    decided = approvals.get(step.step_id)
+    return {
+        "step": step.step_id,
+        "kind": step.kind,
+        "since": step.started_at.isoformat() if step.started_at else None,
+        "role": role_id,
+        "role_name": role_name,
+        "holders": holders,
+        # Decided while the runner was away: the run takes it when resumed.
+        "decided": None if decided is None else {"decision": decided.decision, "by": decided.by},
+        "command": f"bcm approve {run.short_id} {step.step_id} --by YOU [--reject] [--note TEXT]",
     }
 
 
@@ -93,6 +153,6 @@ def board_from_document(doc: dict[str, Any]) -> dict[str, Any]:
         "runbook": {"id": run["runbook"], "title": run["title"], "severity": run["severity"]},
         "services": run["services"],
         "phases": [{"name": name, "steps": steps} for name, steps in phases.items()],
-        "waiting": doc["waiting_on"],
+        "waiting": [w["step"] for w in doc["waiting_on"]],
         "milestones": [{"name": m["milestone"], "at": m["at"][11:16]} for m in doc["milestones"]],
     }

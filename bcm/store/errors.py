@@ -33,11 +33,17 @@ class StoreUnavailable(StoreError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(
-            f"cannot use the bcm store at {url}: {reason}. "
-            "Check BCM_DATABASE_URL (sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB) "
-            "and that the database server is running and accepts connections."
-        )
+        if url.startswith("sqlite"):
+            hint = (
+                "bcm must be able to create and write the database file and the files beside it: make its "
+                "folder writable, or set BCM_HOME (or BCM_DATABASE_URL) to a writable place."
+            )
+        else:
+            hint = (
+                "Check BCM_DATABASE_URL (sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB) "
+                "and that the database server is running and accepts connections."
+            )
+        super().__init__(f"cannot use the bcm store at {url}: {reason}. {hint}")
 
 
 class IncompatibleSchema(StoreError):

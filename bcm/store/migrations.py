@@ -237,6 +237,25 @@ def _0004_run_milestones(conn: Connection) -> None:
         conn.execute(statement, rows[start : start + _BACKFILL_CHUNK])
 
 
+def _0005_liveness(conn: Connection) -> None:
+    """Who runs a run, and since when it has been silent; which process a step's attempt is.
+
+    ``runs.runner`` and ``step_runs.process`` identify a process as ``host/pid/start`` (``start``:
+    the process's start time in clock ticks since boot, so a reused pid is not mistaken for it).
+    ``runs.heartbeat_at`` is refreshed by the runner every few seconds: a run whose runner died
+    shows as interrupted instead of waiting forever, and ``bcm resume`` checks a step's process
+    before running the step again.
+    """
+    conn.execute(text("ALTER TABLE runs ADD COLUMN runner TEXT"))
+    conn.execute(text(f"ALTER TABLE runs ADD COLUMN heartbeat_at {_timestamp_type(conn)}"))
+    conn.execute(text("ALTER TABLE step_runs ADD COLUMN process TEXT"))
+
+
+def _timestamp_type(conn: Connection) -> str:
+    """The column type ``UTCDateTime`` creates on this backend."""
+    return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+
+
 def _milestone_time(at: datetime | str) -> str:
     """A stored mark time (SQLite: naive UTC, as datetime or text; PostgreSQL: aware) as migration 4's text."""
     if isinstance(at, str):
@@ -254,6 +273,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "outbox", _0002_outbox),
     Migration(3, "run targets and source", _0003_run_targets),
     Migration(4, "run milestones", _0004_run_milestones),
+    Migration(5, "runner liveness", _0005_liveness),
 )
 
 

@@ -93,6 +93,8 @@ class RunRecord:
     ended_at: datetime | None
     targets: RunTargets = RunTargets()
     source: str = "engine"
+    runner: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def short_id(self) -> str:
@@ -116,6 +118,7 @@ class StepRecord:
     error: str | None
     actor: str | None
     reason: str | None
+    process: str | None = None
 
     @property
     def duration(self) -> timedelta | None:

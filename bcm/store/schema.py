@@ -52,6 +52,9 @@ runs = Table(
     # Migration 4: a copy of the run's marks, ``{"milestone": "ISO time in UTC", ...}`` as JSON
     # text, written in the same transaction as each mark; ``marks`` stays the source of truth.
     Column("milestones", Text, nullable=False, server_default="{}"),
+    # Migration 5: the process running the run (``host/pid/start``) and its last sign of life.
+    Column("runner", Text, nullable=True),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_runbook_id", "runbook_id"),
     Index("ix_runs_mode_started_at", "mode", "started_at"),
@@ -72,6 +75,8 @@ step_runs = Table(
     Column("error", Text, nullable=True),
     Column("actor", Text, nullable=True),
     Column("reason", Text, nullable=True),
+    # Migration 5: the process of the step's current attempt (``host/pid/start``), for ``run`` steps.
+    Column("process", Text, nullable=True),
     PrimaryKeyConstraint("run_id", "step_id", name="pk_step_runs"),
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -61,7 +61,9 @@ RUN_SOURCES = frozenset({"engine", "record", "import"})
 #: Outbox kinds that count as stakeholder updates in the communication figures.
 UPDATE_KINDS = ("notify", "status")
 _BULK_CHUNK = 5_000
-FINISHED_STEP_STATUSES = frozenset({"succeeded", "failed", "skipped", "timed_out", "cancelled"})
+FINISHED_STEP_STATUSES = frozenset({"succeeded", "rejected", "failed", "skipped", "timed_out", "cancelled"})
+#: Step fields a new attempt starts without (``upsert_step(..., fresh=True)``).
+_ATTEMPT_FIELDS = ("ended_at", "output", "error", "actor", "reason", "process")
 
 _AMBIGUOUS_SHOWN = 5
 
@@ -93,6 +95,8 @@ def _run_record(row: Row[Any]) -> RunRecord:
         ended_at=row.ended_at,
         targets=_targets(row),
         source=row.source,
+        runner=row.runner,
+        heartbeat_at=row.heartbeat_at,
     )
 
 
@@ -147,6 +151,7 @@ def _step_record(row: Row[Any]) -> StepRecord:
         error=row.error,
         actor=row.actor,
         reason=row.reason,
+        process=row.process,
     )
 
 
@@ -226,6 +231,22 @@ class Store:
             raise
         return cls(engine, url=safe_url(engine.url), clock=clock)
 
+    def check_writable(self) -> None:
+        """Make sure this store can be written, before a run starts rather than in its first step.
+
+        Raises:
+            StoreUnavailable: the database (or, for SQLite, its file or folder) is read-only, or
+                the server refuses writes.
+        """
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    # Touches no row, but takes the write lock, which a read-only database refuses.
+                    conn.execute(update(runs).where(runs.c.id == "").values(status=runs.c.status))
+        except OperationalError as exc:
+            raise StoreUnavailable(self._url, _reason(exc, self._engine)) from exc
+
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for tests and for later modules that add their own tables."""
@@ -263,11 +284,13 @@ class Store:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, audited: bool = True) -> Iterator[Connection]:
+        """A write transaction; ``audited=False`` for writes that append no audit entry (heartbeats),
+        which then need not queue behind the audit chain's lock."""
         with self._unavailable_as_store_error(), self._engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
-                if conn.dialect.name == "postgresql":
+                if audited and conn.dialect.name == "postgresql":
                     # EXCLUSIVE still lets readers (and verify_audit) through; only writers queue.
                     conn.exec_driver_sql("LOCK TABLE audit IN EXCLUSIVE MODE")
                 yield conn
@@ -398,13 +421,18 @@ class Store:
         ended_at: datetime | None = None,
         flow_run_id: str | None = None,
         error: str | None = None,
+        clear_error: bool = False,
     ) -> None:
         """Change a run's fields; ``None`` leaves a field as it is. A status change is audited.
+
+        Args:
+            clear_error: forget the run's error (a resumed run starts again without the error that
+                stopped it; the audit chain keeps it).
 
         Raises:
             RunNotFound: no run has exactly ``run_id``.
         """
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"error": None} if clear_error else {}
         if status is not None:
             values["status"] = status
         if ended_at is not None:
@@ -470,9 +498,13 @@ class Store:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        statuses: Collection[str] | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, started in ``[since, until)`` when those are given."""
+        """Runs, newest first, started in ``[since, until)`` when those are given, with one of
+        ``statuses`` when given."""
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        if statuses is not None:
+            query = query.where(runs.c.status.in_(sorted(statuses)))
         if runbook_id is not None:
             query = query.where(runs.c.runbook_id == runbook_id)
         if mode is not None:
@@ -485,6 +517,23 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             return [_run_record(row) for row in conn.execute(query)]
+
+    def claim_runner(self, run_id: str, *, runner: str, at: datetime) -> None:
+        """Record that process ``runner`` (``host/pid/start``) now runs the run; audited.
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+        """
+        at = as_utc(at)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(runner=runner, heartbeat_at=at))
+            self._append(conn, "run.runner", {"runner": runner}, run_id=run_id, at=self._clock())
+
+    def heartbeat(self, run_id: str, *, at: datetime) -> None:
+        """The runner is alive at ``at`` (not audited: a heartbeat is not a change)."""
+        with self._write(audited=False) as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=as_utc(at)))
 
     def import_runs(self, items: Sequence[RunImport], *, audit_kind: str) -> int:
         """Write whole runs (run, marks, steps) in one transaction: all of them or none.
@@ -773,16 +822,25 @@ class Store:
         error: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
+        process: str | None = None,
+        fresh: bool = False,
     ) -> None:
         """Insert or update a step's state; ``None`` arguments leave stored values unchanged.
 
-        Reaching a finished status (succeeded, failed, skipped, timed_out, cancelled) is audited
-        once. Long strings in ``output`` are cut to 4000 characters.
+        Reaching a finished status (succeeded, rejected, failed, skipped, timed_out, cancelled) is
+        audited once. Long strings in ``output`` are cut to 4000 characters.
+
+        Args:
+            process: the process of the current attempt (``host/pid/start``), for ``run`` steps.
+            fresh: the step starts again (a resumed run re-runs it): what the last attempt left
+                (end time, output, error, actor, reason, process) is cleared first.
 
         Raises:
             RunNotFound: no run has exactly ``run_id``.
         """
         values: dict[str, object] = {"phase": phase, "kind": kind, "status": status}
+        if fresh:
+            values.update(dict.fromkeys(_ATTEMPT_FIELDS))
         optional: dict[str, object] = {
             "attempts": attempts,
             "started_at": _optional_utc(started_at),
@@ -791,6 +849,7 @@ class Store:
             "error": error,
             "actor": actor,
             "reason": reason,
+            "process": process,
         }
         values.update({key: value for key, value in optional.items() if value is not None})
         key = (step_runs.c.run_id == run_id) & (step_runs.c.step_id == step_id)
@@ -842,8 +901,10 @@ class Store:
 
     # -- timeline -------------------------------------------------------------------------------
 
-    def add_mark(self, run_id: str, milestone: str, at: datetime, source: str) -> bool:
+    def add_mark(self, run_id: str, milestone: str, at: datetime, source: str, *, note: str | None = None) -> bool:
         """Record that a run reached ``milestone`` at ``at``; the first record of it wins.
+
+        ``note`` (why, from whom: ``bcm mark --note``) is kept in the audit entry.
 
         Returns:
             ``True`` when recorded, ``False`` when the run already had that milestone (a resumed
@@ -870,7 +931,13 @@ class Store:
             self._append(
                 conn,
                 audit_chain.MARK_ADDED,
-                {"milestone": milestone, "at": audit_chain.format_at(at), "source": source},
+                {
+                    "milestone": milestone,
+                    "at": audit_chain.format_at(at),
+                    "source": source,
+                    # Only when given, so entries written before notes existed hash the same.
+                    **({"note": note} if note else {}),
+                },
                 run_id=run_id,
                 at=self._clock(),
             )
@@ -957,6 +1024,12 @@ class Store:
                 at=self._clock(),
             )
         return True
+
+    def get_approvals(self, run_id: str) -> dict[str, ApprovalRecord]:
+        """Every decision recorded for a run, by step id (one query, however many steps wait)."""
+        query = select(approvals).where(approvals.c.run_id == run_id)
+        with self._read() as conn:
+            return {row.step_id: _approval_record(row) for row in conn.execute(query)}
 
     def get_approval(self, run_id: str, step_id: str) -> ApprovalRecord | None:
         """The decision recorded for a step, or ``None``."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bcm.engine.approvals import ApprovalRefused, decide, step_moved_on
-from bcm.engine.runner import Decision
+from bcm.engine.approvals import ApprovalRefused, decide
 from tests.conftest import FIXTURES
 from tests.engine.conftest import BcmEnv, engine_runbook, join_checked
 
@@ -13,17 +12,11 @@ pytestmark = pytest.mark.prefect
 
 
 def answer(env: BcmEnv, run_id: str, step: str, who: str, *, approve: bool = True, note: str | None = None) -> None:
-    """What `bcm approve` does: wait until the run waits on the step, record, resume the flow run."""
-    from flows.runbook import deliver_decision
-
+    """What `bcm approve` does: wait until the run waits on the step, then record the decision;
+    the run picks it up from the store."""
     env.wait_for_step(run_id, step, "waiting")
     with env.store() as store:
-        run, _, approval = decide(store, run_id, step, who=who, approve=approve, note=note, library_root=FIXTURES)
-    assert run.flow_run_id is not None
-
-    assert deliver_decision(
-        run.flow_run_id, Decision(approve, approval.by, note), consumed=step_moved_on(env.database_url, run_id, step)
-    )
+        decide(store, run_id, step, who=who, approve=approve, note=note, library_root=FIXTURES)
 
 
 def test_approval_granted_resumes_the_run(bcm_env_both: BcmEnv) -> None:
@@ -54,7 +47,8 @@ def test_approval_granted_resumes_the_run(bcm_env_both: BcmEnv) -> None:
 
 
 def test_rejection_takes_the_other_branch(bcm_env: BcmEnv) -> None:
-    """A rejection is an answer, not a failure: the when on approved == false runs."""
+    """A rejection is an answer, not a failure: the step shows rejected with the note, the when on
+    approved == false runs, and the run goes on."""
     run_id = "b2" * 16
 
     def people() -> None:
@@ -67,6 +61,8 @@ def test_rejection_takes_the_other_branch(bcm_env: BcmEnv) -> None:
     assert state.is_completed()
     steps = bcm_env.steps(run_id)
     assert steps["failover"].output["approved"] is False
+    assert (steps["failover"].status, steps["failover"].actor) == ("rejected", "Grace Hopper")
+    assert steps["failover"].output["note"] == "pair site degraded"
     assert (steps["do-failover"].status, steps["hold"].status) == ("skipped", "succeeded")
     assert "mitigated" not in bcm_env.marks(run_id)
 
@@ -77,7 +73,7 @@ def test_approval_timeout_fails_the_run(bcm_env: BcmEnv) -> None:
     assert state.is_failed()
     steps = bcm_env.steps(run_id)
     assert steps["failover"].status == "timed_out"
-    assert steps["failover"].error == "no decision from incident_commander within 0:00:02"
+    assert steps["failover"].error == "no decision from incident_commander within 2s"
     assert steps["test-calls"].status == "cancelled"
     with bcm_env.store() as store:
         assert store.get_run(run_id).status == "failed"
