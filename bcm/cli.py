@@ -324,8 +324,6 @@ def outbox_flush_cmd(
     them yet), or some failed for good (a permanent Slack error; they are not retried). The output
     says which.
     """
-    from rich.markup import escape
-
     from bcm.comms import FLUSH_POLICY, make_notifier
     from bcm.store import Store
 
@@ -353,16 +351,25 @@ def outbox_flush_cmd(
     else:
         out.print(
             f"delivered {report.delivered}, superseded {report.superseded}, failed {report.failed}, "
-            f"still pending {report.pending}"
+            f"still pending {report.pending}",
+            markup=False,
         )
         if report.error:
-            out.print(f"[yellow]stopped: {escape(report.error)}[/] (messages stay queued, in order)")
+            out.print(Text.assemble((f"stopped: {report.error}", "yellow"), " (messages stay queued, in order)"))
         for m in failed:
-            out.print(f"[red]not deliverable: {escape(m.key)} ({m.kind}): {escape(m.last_error or '')}[/]")
+            out.print(Text(f"not deliverable: {m.key} ({m.kind}): {m.last_error}", style="red"))
         if failed:
-            out.print(f"[red]exit 1: {len(failed)} failed for good[/] (a permanent Slack error: not retried)")
+            out.print(
+                Text.assemble(
+                    (f"exit 1: {len(failed)} failed for good", "red"), " (a permanent Slack error: not retried)"
+                )
+            )
         if report.pending:
-            out.print(f"[yellow]exit 1: {report.pending} still pending[/] (`bcm outbox flush` again later)")
+            out.print(
+                Text.assemble(
+                    (f"exit 1: {report.pending} still pending", "yellow"), " (`bcm outbox flush` again later)"
+                )
+            )
     raise typer.Exit(1 if because else 0)
 
 

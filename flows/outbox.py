@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from bcm.comms import make_notifier
+from bcm.comms import FLUSH_POLICY, make_notifier
 from bcm.config import load_settings
 from bcm.store import Store
 
@@ -16,5 +16,6 @@ def flush_outbox() -> dict[str, Any]:
     """Deliver undelivered messages in order, each once; report what is left."""
     settings = load_settings()
     with Store.open(settings.database_url) as store:
-        report = make_notifier(settings, store).flush()
+        # A scheduled flush has time to be patient with Slack; a run does not.
+        report = make_notifier(settings, store, policy=FLUSH_POLICY).flush()
     return {"delivered": report.delivered, "failed": report.failed, "pending": report.pending, "error": report.error}

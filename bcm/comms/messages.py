@@ -23,6 +23,7 @@ ICONS = {
     "running": ":large_blue_circle:",
     "waiting": ":hourglass_flowing_sand:",
     "succeeded": ":white_check_mark:",
+    "rejected": ":no_good:",
     "skipped": ":fast_forward:",
     "failed": ":x:",
     "timed_out": ":alarm_clock:",

@@ -1,27 +1,33 @@
 """The Slack Web API transport: the only module that imports slack_sdk.
 
-Every call goes through :meth:`SlackTransport.call`, which uses slack_sdk's retry handlers
-(rate limits honour ``Retry-After``; connection errors and 5xx answers are retried with backoff)
-and turns what is left into a :class:`DeliveryError` that says whether trying later can help.
-The bot token is never part of a message, a log line or an error.
+Every call goes through :meth:`SlackTransport.call`, which retries what a :class:`DeliveryPolicy`
+allows (connection errors and 5xx answers with a short backoff; a rate limit's ``Retry-After`` when
+it is short enough) and turns what is left into a :class:`DeliveryError` that says whether trying
+later can help. slack_sdk logs each failed attempt at ERROR; here those lines are debug detail (the
+outbox says once that Slack is unreachable). The bot token is never part of a message, a log line
+or an error.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 
-from bcm.comms.transport import DeliveryError
+from bcm.comms.transport import RUN_POLICY, DeliveryError, DeliveryPolicy
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -58,21 +64,107 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
-class SlackTransport:
-    """Calls the Slack Web API with the bot token; rate limits and outages are retried."""
+class _DemoteToDebug(logging.Filter):
+    """slack_sdk logs every failed attempt at ERROR: with Slack down that is a flood of lines."""
 
-    def __init__(self, token: str, *, base_url: str | None = None, retries: int = 3, timeout_s: int = 10) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+#: The logger handed to slack_sdk: what it says about attempts reaches only debug handlers.
+SDK_LOG = logging.getLogger("bcm.slack.sdk")
+if not any(isinstance(f, _DemoteToDebug) for f in SDK_LOG.filters):
+    SDK_LOG.addFilter(_DemoteToDebug())
+
+
+class _SmallJitter(Jitter):
+    """Up to a quarter of the interval more, so retries from several workers spread out."""
+
+    def recalculate(self, duration: float) -> float:
+        return duration * (1 + random.random() / 4)
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    """A 429's ``Retry-After`` in seconds (1 when Slack sent none, or something unreadable)."""
+    for name, value in headers.items():
+        if name.lower() == "retry-after" and value:
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+class _ServerErrorHandler(RetryHandler):
+    """Retries any 5xx answer (slack_sdk's own handler leaves out 502 and 504)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code >= 500
+
+
+class _RateLimitHandler(RetryHandler):
+    """Waits out a 429's ``Retry-After`` when it is at most ``max_wait_s``; a longer wait is the outbox's."""
+
+    def __init__(self, max_retry_count: int, max_wait_s: float) -> None:
+        super().__init__(max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return (
+            response is not None and response.status_code == 429 and _retry_after(response.headers) <= self.max_wait_s
+        )
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        time.sleep((_retry_after(response.headers) if response is not None else 1.0) + random.random() / 4)
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
+
+
+class SlackTransport:
+    """Calls the Slack Web API with the bot token, trying as hard as ``policy`` says.
+
+    Args:
+        token: the bot token.
+        base_url: the Web API's base URL (a stand-in's in tests); Slack's when None.
+        policy: the per-call timeout and the retries (:data:`RUN_POLICY` unless told otherwise).
+    """
+
+    def __init__(self, token: str, *, base_url: str | None = None, policy: DeliveryPolicy = RUN_POLICY) -> None:
         url = base_url or DEFAULT_API_URL
         self._token = token
+        self.policy = policy
+        backoff = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff_s, jitter=_SmallJitter())
         self._client = WebClient(
             token=token,
             base_url=url if url.endswith("/") else url + "/",
-            timeout=timeout_s,
-            logger=logging.getLogger("bcm.slack"),
+            timeout=policy.timeout_s,
+            logger=SDK_LOG,
             retry_handlers=[
-                RateLimitErrorRetryHandler(max_retry_count=retries),
-                ConnectionErrorRetryHandler(max_retry_count=retries),
-                ServerErrorRetryHandler(max_retry_count=retries),
+                _RateLimitHandler(max_retry_count=policy.retries, max_wait_s=policy.max_retry_after_s),
+                ConnectionErrorRetryHandler(max_retry_count=policy.retries, interval_calculator=backoff),
+                _ServerErrorHandler(max_retry_count=policy.retries, interval_calculator=backoff),
             ],
         )
 
@@ -81,8 +173,8 @@ class SlackTransport:
 
         Raises:
             DeliveryError: ``permanent`` for errors retrying cannot fix (invalid_auth,
-                channel_not_found, ...), otherwise transient (rate limited past the retries,
-                Slack down, connection refused).
+                channel_not_found, ...), otherwise transient (rate limited, Slack down,
+                connection refused, timed out); a rate limit carries its ``retry_after_s``.
         """
         try:
             response = self._client.api_call(method, json=params)
@@ -90,15 +182,16 @@ class SlackTransport:
             error = str(exc.response.get("error", "unknown_error")) if exc.response is not None else "unknown_error"
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429:
+                wait = _retry_after(exc.response.headers or {})
                 raise DeliveryError(
-                    method, "ratelimited (Retry-After honoured, still limited)", permanent=False
+                    method, f"ratelimited (Retry-After {wait:g}s)", permanent=False, retry_after_s=wait
                 ) from None
             if status >= 500:
                 raise DeliveryError(method, f"Slack answered HTTP {status}", permanent=False) from None
             raise DeliveryError(method, error, permanent=error in PERMANENT_ERRORS) from None
         except SlackClientError as exc:
             raise DeliveryError(method, self._redact(f"{type(exc).__name__}: {exc}"), permanent=False) from None
-        except OSError as exc:  # connection refused, reset, DNS: Slack unreachable for now
+        except OSError as exc:  # connection refused, reset, DNS, timed out: Slack unreachable for now
             raise DeliveryError(method, self._redact(f"{type(exc).__name__}: {exc}"), permanent=False) from None
         data = response.data
         return dict(data) if isinstance(data, dict) else {}

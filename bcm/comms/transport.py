@@ -1,10 +1,16 @@
-"""Transports carry outbox operations to a chat service: Slack, or the local transcript."""
+"""Transports carry outbox operations to a chat service: Slack, or the local transcript.
+
+How hard a delivery tries is a :class:`DeliveryPolicy`: :data:`RUN_POLICY` inside a run (a short
+timeout, one retry, then the message waits in the outbox so the run is not held up by Slack) and
+:data:`FLUSH_POLICY` for `bcm outbox flush` (patient, still bounded).
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,13 +20,73 @@ from bcm.spec.problems import BcmError
 
 
 class DeliveryError(BcmError):
-    """A call the chat service did not take; ``permanent`` when retrying cannot help."""
+    """A call the chat service did not take; ``permanent`` when retrying cannot help.
 
-    def __init__(self, method: str, error: str, *, permanent: bool) -> None:
+    ``retry_after_s`` is how long the service asked to be left alone (a rate limit's Retry-After).
+    """
+
+    def __init__(self, method: str, error: str, *, permanent: bool, retry_after_s: float | None = None) -> None:
         self.method = method
         self.error = error
         self.permanent = permanent
+        self.retry_after_s = retry_after_s
         super().__init__(f"{method}: {error}")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard a delivery tries before its message is left waiting in the outbox.
+
+    Attributes:
+        timeout_s: seconds one HTTP call may take (to connect, then for each read).
+        retries: further attempts of a call after a connection error or an HTTP 5xx answer.
+        backoff_s: the wait before the first of those retries; it doubles for each next one.
+        max_retry_after_s: a rate limit asking to wait at most this long is waited out; a longer
+            one leaves the message queued.
+        cooldown_s: after a transient failure, ``send`` only queues messages for this long (or
+            for the Retry-After asked) before it tries the chat service again; ``flush`` always tries.
+            Each further failure in a row doubles it, up to ``max_cooldown_s``.
+        max_cooldown_s: the longest cooldown.
+        budget_s: a flush starts no new delivery once it has run this long (it always makes one).
+        warn: log one warning when the chat service first fails (inside a run, where nobody reads
+            a flush report); `bcm outbox flush` prints its report instead.
+    """
+
+    timeout_s: int
+    retries: int
+    backoff_s: float
+    max_retry_after_s: float
+    cooldown_s: float
+    max_cooldown_s: float
+    budget_s: float
+    warn: bool
+
+
+#: Inside a run (and the Slack app): at most two HTTP attempts per Slack call, at most one delivery per
+#: cooldown (30s, then 1m, 2m, 4m, 5m while Slack keeps failing) from sends; what is left is
+#: delivered by a later send, the flush at the end of the run, `bcm outbox flush` or the
+#: outbox-flush deployment.
+RUN_POLICY = DeliveryPolicy(
+    timeout_s=5,
+    retries=1,
+    backoff_s=0.25,
+    max_retry_after_s=3,
+    cooldown_s=30,
+    max_cooldown_s=300,
+    budget_s=15,
+    warn=True,
+)
+#: `bcm outbox flush`: patient with each call, but a flush still ends.
+FLUSH_POLICY = DeliveryPolicy(
+    timeout_s=10,
+    retries=3,
+    backoff_s=0.5,
+    max_retry_after_s=60,
+    cooldown_s=0,
+    max_cooldown_s=0,
+    budget_s=300,
+    warn=False,
+)
 
 
 class Transport(Protocol):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bcm import clock
-from bcm.clock import Clock
+from bcm.clock import Clock, as_utc
 from bcm.spec import InputError, load_one
 from bcm.spec.models import MILESTONES, Step
 from bcm.store import AlreadyDecided, ApprovalRecord, MarkRecord, RunRecord, Store
@@ -116,7 +116,7 @@ def record_mark(
             f"{who} holds none of the roles that may record milestones on run {run.short_id}: {', '.join(roles)}"
         )
     current = now()
-    when = current if at is None else at
+    when = current if at is None else as_utc(at)
     if when > current + _CLOCK_SKEW:
         raise MarkRefused(f"--at {when.isoformat()} is in the future: give the time the milestone was reached")
     existing = {m.milestone: m for m in store.get_marks(run.id)}

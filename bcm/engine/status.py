@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bcm.comms.outbox import is_superseded
 from bcm.engine.liveness import assess, shown_status
 from bcm.spec import load_one
 from bcm.spec.loader import Catalog, LoadedRunbook
@@ -71,7 +72,9 @@ def run_document(store: Store, run: RunRecord, *, library_root: Path | None = No
         "milestones": [{"milestone": m.milestone, "at": m.at.isoformat(), "source": m.source} for m in marks],
         "waiting_on": [_waiting(run, s, runbook, approvals) for s in waiting],
         "messages": {
-            "delivered": sum(1 for m in messages if m.status == "delivered"),
+            # A board edit replaced by a later one before it was sent is superseded, not delivered.
+            "delivered": sum(1 for m in messages if m.status == "delivered" and not is_superseded(m)),
+            "superseded": sum(1 for m in messages if is_superseded(m)),
             "pending": [
                 {"key": m.key, "kind": m.kind, "attempts": m.attempts, "last_error": m.last_error}
                 for m in messages

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -46,11 +49,74 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
+@dataclass
+class Ticks:
+    """A monotonic clock that moves only when told (the notifier's cooldowns and budgets)."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def notifier(slack: SlackStandIn, store: Store, catalog: Catalog) -> OutboxNotifier:
-    """The outbox notifier over the real slack_sdk WebClient talking HTTP to the stand-in."""
-    transport = SlackTransport(TOKEN, base_url=slack.base_url, retries=1, timeout_s=5)
-    return OutboxNotifier(store, transport, catalog=catalog)
+def ticks() -> Ticks:
+    """The notifier fixture's clock."""
+    return Ticks()
+
+
+@pytest.fixture
+def notifier(slack: SlackStandIn, store: Store, catalog: Catalog, ticks: Ticks) -> OutboxNotifier:
+    """The outbox notifier as a run has it (RUN_POLICY) over the real slack_sdk WebClient talking
+    HTTP to the stand-in; its cooldowns follow ``ticks``."""
+    return OutboxNotifier(store, SlackTransport(TOKEN, base_url=slack.base_url), catalog=catalog, monotonic=ticks)
+
+
+@pytest.fixture
+def bcm_logs() -> Iterator[list[logging.LogRecord]]:
+    """Every record logged under ``bcm`` and ``slack_sdk`` during the test, from DEBUG up.
+
+    Not caplog: a Prefect flow run configures the root logger and drops caplog's handler there.
+    """
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("bcm", "slack_sdk")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def shown(records: list[logging.LogRecord]) -> list[tuple[str, str, str]]:
+    """The records a console shows (WARNING and up): logger, level, message."""
+    return [(r.name, r.levelname, r.getMessage()) for r in records if r.levelno >= logging.WARNING]
+
+
+def http_attempts_that_failed(records: list[logging.LogRecord]) -> int:
+    """How many HTTP attempts slack_sdk saw fail without an answer (it logs each one)."""
+    return sum(1 for r in records if r.getMessage().startswith("Failed to send a request to Slack API server"))
+
+
+def closed_port_url() -> str:
+    """A Web API base URL on a local port nothing listens on: every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/"
 
 
 # The engine's fixtures (a bcm environment on the Prefect test server) serve the Slack run tests too.

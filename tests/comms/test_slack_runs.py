@@ -1,4 +1,7 @@
-"""Runs talking to Slack (the stand-in, over HTTP): channel, board, thread, buttons, cadence, outage."""
+"""Runs talking to Slack (the stand-in, over HTTP): channel, board, thread, buttons, cadence.
+
+Runs during Slack outages: test_slack_outage_runs.py.
+"""
 
 from __future__ import annotations
 
@@ -40,14 +43,12 @@ def slack_env(bcm_env: BcmEnv, slack: SlackStandIn, monkeypatch: pytest.MonkeyPa
 @pytest.fixture
 def interactivity(slack_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[Any]]]:
     """`bcm slack serve`'s app on a free port (real HTTP); yields its URL and the runs it triggered."""
-    from flows.runbook import deliver_decision
-
     triggered: list[Any] = []
 
     def trigger(runbook: str, parameters: dict[str, str], **kw: Any) -> None:
         triggered.append((runbook, parameters, kw))
 
-    app = create_app(settings=load_settings(), signing_secret=SECRET, deliver=deliver_decision, trigger=trigger)
+    app = create_app(settings=load_settings(), signing_secret=SECRET, trigger=trigger)
     with serving(app) as url:
         yield url, triggered
 
@@ -218,36 +219,12 @@ def test_cadence_reminder_tells_the_commander_when_the_last_update_went_out(
     assert "(declare)" in reminders[0].params["text"]
 
 
-def test_two_minute_slack_outage_mid_run_loses_and_doubles_nothing(slack_env: BcmEnv, slack: SlackStandIn) -> None:
-    """Slack answers 503 for two minutes in the middle of a run: the run goes on, and every message
-    is delivered once, in order, when Slack is back (at the next step, without `bcm outbox flush`)."""
-    run_id = "0a" * 16
-
-    def outage() -> None:
-        wait_for(lambda: slack.messages("exec-bridge"), timeout=60)  # update 1 delivered
-        slack.fail(status=503)
-        time.sleep(120)
-        slack.recover()
-
-    helper = slack_env.in_background(outage)
-    state, _ = slack_env.run(engine_runbook("outage"), run_id=run_id)
-    join_checked(helper)
-    assert state.is_completed()
-    assert [m["text"] for m in slack.messages("exec-bridge")] == [f"update {n}" for n in range(1, 6)]
-    refused = [c for c in slack.calls if not c.delivered]
-    assert refused, "the outage refused no call"
-    with slack_env.store() as store:
-        assert store.list_messages(status="pending") == []
-        assert store.list_messages(status="failed") == []
-
-
 def test_slash_command_starts_a_real_background_run(slack_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no deployment for the runbook, `/bcm run` starts `bcm run` in the background; the run happens."""
     from bcm.cli import _trigger_run
-    from flows.runbook import deliver_decision
 
     monkeypatch.setenv("PREFECT_API_URL", slack_env.api_url)  # the background process uses the test server
-    app = create_app(settings=load_settings(), signing_secret=SECRET, deliver=deliver_decision, trigger=_trigger_run)
+    app = create_app(settings=load_settings(), signing_secret=SECRET, trigger=_trigger_run)
     with serving(app) as url:
         body = urllib.parse.urlencode({"command": "/bcm", "text": "run cadence --exercise", "user_id": "U01BARB"})
         answer = post_signed(f"{url}/slack/commands", body).json()["text"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bcm.engine.approvals import ApprovalRefused, decide
@@ -65,6 +67,15 @@ def test_rejection_takes_the_other_branch(bcm_env: BcmEnv) -> None:
     assert steps["failover"].output["note"] == "pair site degraded"
     assert (steps["do-failover"].status, steps["hold"].status) == ("skipped", "succeeded")
     assert "mitigated" not in bcm_env.marks(run_id)
+    # The decision is the acknowledgement, whichever way it went: marked at the decision's time.
+    with bcm_env.store() as store:
+        decision = store.get_approval(run_id, "failover")
+    assert decision is not None and bcm_env.marks(run_id)["acknowledged"].at == decision.at
+    lines = (bcm_env.home / "transcript.jsonl").read_text().splitlines()
+    final_board = next(json.loads(line) for line in reversed(lines) if '"chat.update"' in line and "`failover`" in line)
+    board = final_board["blocks"][1]["text"]["text"]
+    assert ":no_good: `failover`  — rejected (" in board, board
+    assert "by Grace Hopper: pair site degraded" in board
 
 
 def test_approval_timeout_fails_the_run(bcm_env: BcmEnv) -> None:
