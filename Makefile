@@ -32,8 +32,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Three workers on two cores: the tests mostly wait (subprocesses, Prefect, HTTP), so this halves the time.
+PYTEST_WORKERS ?= 3
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/notify.py
+	$(BIN)/python benchmarks/decision.py
 	$(BIN)/python benchmarks/metrics.py
 
 schema: $(STAMP)

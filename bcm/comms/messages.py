@@ -28,6 +28,7 @@ ICONS = {
     "failed": ":x:",
     "timed_out": ":alarm_clock:",
     "cancelled": ":no_entry_sign:",
+    "interrupted": ":warning:",
 }
 
 

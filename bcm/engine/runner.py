@@ -238,8 +238,6 @@ class Runner:
         if marked:
             assert planned.step.marks is not None
             self.comms.milestone(planned.step.marks, ended)
-        if planned.needs_person and outcome.actor != AUTO_APPROVER:
-            self._tell_decided(planned.step, outcome)
         self._set_step(
             planned,
             outcome.status,
@@ -252,6 +250,9 @@ class Runner:
         if marked:
             assert planned.step.marks is not None
             self.store.add_mark(self.record.id, planned.step.marks, ended, f"step:{planned.id}")
+        # After the store: telling Slack must never delay the run recording what happened.
+        if planned.needs_person and outcome.actor != AUTO_APPROVER:
+            self._tell_decided(planned.step, outcome)
 
     def _tell_decided(self, step: Step, outcome: StepOutcome) -> None:
         """Edit the step's request to say who decided what (button or ``bcm approve`` alike)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,8 +144,17 @@ def test_killed_runner_leaves_no_orphan_and_resume_stops_what_is_left(bcm_env: B
 
 
 def test_resume_of_a_live_run_is_refused(bcm_env: BcmEnv) -> None:
-    """`bcm resume` of a run whose runner is alive says so and exits 2: no second runner."""
-    proc = start_runner(bcm_env, engine_runbook("crash-decide"))
+    """`bcm resume` of a run whose runner is alive says so and exits 2: no second runner. Meanwhile
+    `bcm run` shows progress: each step as it starts, waits (who may answer, the command) and ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bcm", "run", engine_runbook("crash-decide")],
+        env=bcm_process_env(bcm_env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         wait_until("the run waits", lambda: (r := only_run(bcm_env)) and _status(bcm_env, r) == "waiting")
         run_id = only_run(bcm_env)
@@ -153,7 +163,17 @@ def test_resume_of_a_live_run_is_refused(bcm_env: BcmEnv) -> None:
         assert refused.returncode == 2
         assert refused.stderr.startswith(f"run {run_id[:8]} is still running: its runner (")
         assert bcm(bcm_env, "approve", run_id[:8], "confirm", "--by", "Alan Turing").returncode == 0
-        assert proc.wait(timeout=60) == 0
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        short = run_id[:8]
+        lines = stderr.splitlines()
+        assert lines[:3] == [
+            f"run {short} of crash-decide (real) starting; `bcm status {short}` shows it",
+            "  waiting   response/confirm: voice_ops (Alan Turing) may answer",
+            f"            answer with: bcm approve {short} confirm --by YOU [--reject]",
+        ], stderr
+        assert re.fullmatch(r"  succeeded response/confirm in \d+s: by Alan Turing", lines[3]), stderr
+        assert len(lines) == 4, stderr
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
