@@ -26,7 +26,7 @@ import httpx
 
 from bcm import clock
 from bcm.durations import DurationError, format_duration, parse_duration
-from bcm.spec.problems import BcmError
+from bcm.errors import ActionFailed
 
 __all__ = [
     "ActionFailed",
@@ -39,14 +39,6 @@ __all__ = [
 
 # A backup stamped further in the future than this means a clock is wrong, not a fresh backup.
 _FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-class ActionFailed(BcmError):
-    """A ``call:`` action ran and its check failed; the message says what was found."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
 
 
 def http_probe(

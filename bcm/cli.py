@@ -21,9 +21,9 @@ from rich.tree import Tree
 from bcm import clock
 from bcm.config import load_settings
 from bcm.durations import format_duration
-from bcm.spec import InputError, SpecError, load_library, load_one, validate
-from bcm.spec.models import PHASES
-from bcm.spec.problems import BcmError, display_path
+from bcm.errors import BcmError, InputError, SpecError
+from bcm.spec import load_library, load_one, validate
+from bcm.spec.problems import display_path
 from bcm.spec.schema import runbook_schema_text
 from bcm.spec.summary import (
     describe_parameter_type,
@@ -34,6 +34,7 @@ from bcm.spec.summary import (
     review_status,
     target_sources,
 )
+from bcm.vocabulary import PHASES
 
 app = typer.Typer(
     name="bcm",
@@ -224,7 +225,8 @@ def _dry_run_document(loaded: Any, catalog: Any, values: dict[str, object], mode
     """
     from bcm.engine.context import RunContext, RunInfo
     from bcm.engine.plan import Plan
-    from bcm.templates import TemplateRenderError, render
+    from bcm.errors import TemplateRenderError
+    from bcm.templates import render
 
     plan = Plan.build(loaded.runbook)
     ctx = RunContext(

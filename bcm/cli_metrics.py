@@ -27,9 +27,10 @@ from rich.text import Text
 from bcm import clock
 from bcm.config import load_settings
 from bcm.durations import format_duration
+from bcm.errors import InputError, SpecError
 from bcm.incidents import import_csv, record_disruption
 from bcm.metrics import Distribution, GroupSummary, Mode, RunFigures, run_figures, summarise
-from bcm.spec import InputError, SpecError, load_library
+from bcm.spec import load_library
 from bcm.spec.loader import Library
 from bcm.spec.problems import display_path
 from bcm.store import RunRecord, Store

@@ -29,12 +29,13 @@ from bcm.cli import _dry_run, _parse_params, _prefect_environment, err, fail, ou
 from bcm.config import Settings, load_settings
 from bcm.durations import format_duration
 from bcm.engine.liveness import ACTIVE, assess, shown_status
+from bcm.errors import BcmError, InputError, StoreUnavailable
 from bcm.incidents import parse_time
-from bcm.spec import InputError, load_one
+from bcm.spec import load_one
 from bcm.spec.loader import Catalog, LoadedRunbook
-from bcm.spec.models import MILESTONES
-from bcm.spec.problems import BcmError, display_path
-from bcm.store import Store, StoreUnavailable
+from bcm.spec.problems import display_path
+from bcm.store import Store
+from bcm.vocabulary import MILESTONES
 
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 RunArgument = Annotated[str, typer.Argument(help="The run id (the 8-character short id is enough).")]

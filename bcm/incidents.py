@@ -54,11 +54,13 @@ from pathlib import Path
 from bcm import clock as bcm_clock
 from bcm.clock import Clock, as_utc
 from bcm.durations import DurationError, parse_duration
-from bcm.metrics import MILESTONES
+from bcm.errors import DisruptionError, InputError
 from bcm.spec.loader import Library
-from bcm.spec.problems import InputError, display_path
+from bcm.spec.problems import display_path
 from bcm.spec.summary import effective_targets
 from bcm.store import RunImport, RunRecord, RunTargets, Store
+from bcm.vocabulary import DISRUPTION_MILESTONES as MILESTONES
+from bcm.vocabulary import RECORDED
 
 __all__ = [
     "COLUMNS",
@@ -74,7 +76,7 @@ __all__ = [
 EXTERNAL_RUNBOOK = "external"
 """The runbook id of a disruption recorded without a runbook."""
 
-RECORDED_STATUS = "recorded"
+RECORDED_STATUS = RECORDED
 """The status of a run that records a disruption handled outside bcm."""
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -106,22 +108,6 @@ _ORDER: tuple[tuple[str, str], ...] = (
     ("recovered", "resolved"),
     ("resolved", "stood_down"),
 )
-
-
-class DisruptionError(InputError):
-    """Disruptions that cannot be recorded; holds every problem found (nothing was written).
-
-    Attributes:
-        problems: one line each, ``FILE:LINE: column: message`` for an import,
-            ``--option: message`` for ``bcm incident record``.
-    """
-
-    def __init__(self, problems: Iterable[str], *, summary: str | None = None) -> None:
-        self.problems = tuple(problems)
-        lines = list(self.problems)
-        if summary:
-            lines.append(summary)
-        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)

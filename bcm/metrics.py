@@ -61,7 +61,7 @@ from typing import Literal
 
 from bcm.clock import as_utc
 from bcm.durations import format_duration
-from bcm.spec.models import MILESTONES as ALL_MILESTONES
+from bcm.vocabulary import DISRUPTION_MILESTONES, EXERCISE_MILESTONES, ExecutionMode
 
 __all__ = [
     "EXERCISE_MILESTONES",
@@ -82,14 +82,13 @@ __all__ = [
     "summarise",
 ]
 
-Mode = Literal["real", "exercise"]
+Mode = ExecutionMode
 RecoveryBasis = Literal["impact_started", "declared"]
 GroupBy = Literal["service", "runbook"]
 
-EXERCISE_MILESTONES: tuple[str, ...] = ("startex", "inject_delivered", "endex")
 """Milestones only exercises record."""
 
-MILESTONES: tuple[str, ...] = tuple(m for m in ALL_MILESTONES if m not in EXERCISE_MILESTONES)
+MILESTONES: tuple[str, ...] = DISRUPTION_MILESTONES
 """Milestones of a disruption, real or exercised, in their usual order (from the runbook format)."""
 
 _KNOWN_MILESTONES = frozenset(MILESTONES + EXERCISE_MILESTONES)

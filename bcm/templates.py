@@ -17,21 +17,12 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from bcm.spec.problems import BcmError
+from bcm.errors import TemplateRenderError
 
 CONTEXT_NAMES = frozenset({"params", "runbook", "run", "steps", "targets", "services"})
 _EXPRESSION_WRAPPER = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
-class TemplateRenderError(BcmError):
-    """A template failed while rendering (a value missing at run time, a sandbox violation)."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = source
-        self.reason = reason
-        super().__init__(f"template {source!r} failed: {reason}")
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,11 @@ from bcm.config import load_settings
 from bcm.engine.actions import StepOutcome
 from bcm.engine.liveness import assess
 from bcm.engine.runner import Runner, RunRequest, StepFuture, start_run
-from bcm.spec import InputError, load_one
+from bcm.errors import InputError, RunNotFound
+from bcm.spec import load_one
 from bcm.spec.models import Step
 from bcm.spec.params import resolve_parameters
-from bcm.store import RunNotFound, Store
+from bcm.store import Store
 from flows.publish import publish_run_results
 
 

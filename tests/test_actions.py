@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from bcm.actions import ActionFailed, backup_age, disk_free, dns_resolves, http_probe, tcp_port_open
+from bcm.actions import backup_age, disk_free, dns_resolves, http_probe, tcp_port_open
+from bcm.errors import ActionFailed
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -354,7 +355,7 @@ def test_disk_free_rejects_bad_input(path: str, minimum: float | str, message: s
 
 def test_action_failed_is_a_bcm_error() -> None:
     """ActionFailed keeps its message and belongs to bcm's error hierarchy."""
-    from bcm.spec.problems import BcmError
+    from bcm.errors import BcmError
 
     error = ActionFailed("UPS on battery")
     assert isinstance(error, BcmError)

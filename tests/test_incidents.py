@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bcm.incidents import DisruptionError, import_csv, parse_time, record_disruption
+from bcm.errors import DisruptionError
+from bcm.incidents import import_csv, parse_time, record_disruption
 from bcm.spec import load_library
 from bcm.spec.loader import Library
 from bcm.store import RunTargets, Store

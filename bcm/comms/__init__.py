@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from bcm.comms.notifier import EXERCISE_PREFIX, Message, Notifier, RecordingNotifier, exercise_text
 from bcm.comms.outbox import FlushReport, OutboxNotifier, is_superseded, message_counts
-from bcm.comms.transport import (
-    FLUSH_POLICY,
-    RUN_POLICY,
-    DeliveryError,
-    DeliveryPolicy,
-    TranscriptTransport,
-    Transport,
-)
+from bcm.comms.transport import FLUSH_POLICY, RUN_POLICY, DeliveryPolicy, TranscriptTransport, Transport
 from bcm.config import Settings
 from bcm.spec.loader import Catalog
 from bcm.store import Store
@@ -48,7 +41,6 @@ __all__ = [
     "EXERCISE_PREFIX",
     "FLUSH_POLICY",
     "RUN_POLICY",
-    "DeliveryError",
     "DeliveryPolicy",
     "FlushReport",
     "Message",

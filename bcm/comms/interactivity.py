@@ -27,13 +27,13 @@ from starlette.routing import Route
 from bcm.comms import make_notifier, make_transport
 from bcm.comms.messages import board_text, decision_message
 from bcm.comms.slack import verify_request
-from bcm.comms.transport import DeliveryError
 from bcm.config import Settings
-from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.approvals import decide
 from bcm.engine.liveness import assess
 from bcm.engine.runner import new_run_id
 from bcm.engine.status import board_from_document, run_document
-from bcm.spec import BcmError, load_library
+from bcm.errors import ApprovalRefused, BcmError, DeliveryError
+from bcm.spec import load_library
 from bcm.spec.params import resolve_parameters
 from bcm.store import Store
 

@@ -11,21 +11,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bcm.vocabulary import MESSAGE_KINDS
+
 EXERCISE_PREFIX = "[EXERCISE] "
 
-#: Message kinds the engine sends.
-KINDS = frozenset(
-    {
-        "open_channel",  # open the incident channel (real mode): topic, stakeholders invited
-        "board",  # post and pin the status board
-        "board_update",  # edit the status board in place
-        "thread",  # a step update in the board's thread
-        "notify",  # a notify step: a stakeholder update to roles
-        "approval_request",  # an approve/manual step: buttons for the role
-        "decision",  # edit an approval request to say who decided
-        "reminder",  # the cadence passed without a stakeholder update
-    }
-)
+#: Message kinds the engine sends (see the vocabulary).
+KINDS = frozenset(MESSAGE_KINDS)
 
 
 @dataclass(frozen=True)

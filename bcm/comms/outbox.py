@@ -38,8 +38,9 @@ from datetime import timedelta
 from typing import Any
 
 from bcm.comms.notifier import Message
-from bcm.comms.transport import RUN_POLICY, DeliveryError, DeliveryPolicy, Transport
+from bcm.comms.transport import RUN_POLICY, DeliveryPolicy, Transport
 from bcm.durations import format_duration
+from bcm.errors import DeliveryError
 from bcm.spec.loader import Catalog
 from bcm.store import OutboxRecord, Store
 

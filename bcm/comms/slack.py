@@ -27,7 +27,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.signature import SignatureVerifier
 
-from bcm.comms.transport import RUN_POLICY, DeliveryError, DeliveryPolicy
+from bcm.comms.transport import RUN_POLICY, DeliveryPolicy
+from bcm.errors import DeliveryError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 

@@ -16,21 +16,6 @@ from typing import Any, Protocol
 
 from bcm import clock
 from bcm.clock import Clock
-from bcm.spec.problems import BcmError
-
-
-class DeliveryError(BcmError):
-    """A call the chat service did not take; ``permanent`` when retrying cannot help.
-
-    ``retry_after_s`` is how long the service asked to be left alone (a rate limit's Retry-After).
-    """
-
-    def __init__(self, method: str, error: str, *, permanent: bool, retry_after_s: float | None = None) -> None:
-        self.method = method
-        self.error = error
-        self.permanent = permanent
-        self.retry_after_s = retry_after_s
-        super().__init__(f"{method}: {error}")
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ import httpx
 from bcm.comms.notifier import Message, Notifier, exercise_text
 from bcm.engine.context import RunContext
 from bcm.engine.processes import die_with_parent
+from bcm.errors import TemplateRenderError
 from bcm.spec.models import Step
 from bcm.spec.summary import describe_step
-from bcm.templates import TemplateRenderError, escape_mrkdwn, render, render_value
+from bcm.templates import escape_mrkdwn, render, render_value
 
 MAX_TEXT = 4000
 DEFAULT_HTTP_TIMEOUT = timedelta(seconds=30)

@@ -11,13 +11,11 @@ from pathlib import Path
 
 from bcm import clock
 from bcm.clock import Clock, as_utc
-from bcm.spec import InputError, load_one
-from bcm.spec.models import MILESTONES, Step
-from bcm.store import AlreadyDecided, ApprovalRecord, MarkRecord, RunRecord, Store
-
-
-class ApprovalRefused(InputError):
-    """The decision cannot be taken: wrong person, not waiting, already decided."""
+from bcm.errors import AlreadyDecided, ApprovalRefused, MarkRefused
+from bcm.spec import load_one
+from bcm.spec.models import Step
+from bcm.store import ApprovalRecord, MarkRecord, RunRecord, Store
+from bcm.vocabulary import MILESTONES
 
 
 def decide(
@@ -79,11 +77,6 @@ def decide(
 
 #: Roles that may record a milestone by hand (with the runbook's owner role), when the catalog has them.
 MARKING_ROLES = ("incident_commander", "deputy", "scribe")
-
-
-class MarkRefused(InputError):
-    """A milestone cannot be recorded: wrong person, unknown milestone, a time in the future, or
-    the milestone is already on the timeline."""
 
 
 def record_mark(

@@ -24,8 +24,9 @@ from bcm.comms.messages import (
 from bcm.comms.notifier import Message, Notifier, exercise_text
 from bcm.engine.context import RunContext
 from bcm.engine.plan import Plan
+from bcm.errors import TemplateRenderError
 from bcm.spec.models import Step
-from bcm.templates import TemplateRenderError, escape_mrkdwn, render
+from bcm.templates import escape_mrkdwn, render
 
 COMMANDER_ROLE = "incident_commander"
 

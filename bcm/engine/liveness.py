@@ -19,13 +19,14 @@ from bcm import clock
 from bcm.clock import Clock
 from bcm.engine.processes import ProcessId
 from bcm.store import RunRecord, Store
+from bcm.vocabulary import ACTIVE_RUN_STATUSES, INTERRUPTED
 
 #: How often a runner says it is alive, in seconds (BCM_HEARTBEAT_S overrides).
 HEARTBEAT_S = float(os.environ.get("BCM_HEARTBEAT_S", "5"))
 #: A runner silent for longer than this is taken for dead (four missed heartbeats).
 STALE_AFTER_S = 4 * HEARTBEAT_S
 #: Statuses of a run that has a runner working on it.
-ACTIVE = frozenset({"running", "waiting"})
+ACTIVE = ACTIVE_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def assess(run: RunRecord, *, now: datetime | None = None) -> Liveness:
 
 def shown_status(run: RunRecord, liveness: Liveness) -> str:
     """The status people see: the stored one, or ``interrupted``."""
-    return "interrupted" if liveness.interrupted else run.status
+    return INTERRUPTED if liveness.interrupted else run.status
 
 
 class Heartbeat:

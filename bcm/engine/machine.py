@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from bcm.spec.problems import BcmError
+from bcm.errors import InvalidTransition
+from bcm.vocabulary import (
+    DONE_OK_STEP_STATUSES,
+    FAILED_STEP_STATUSES,
+    MARKING_STEP_STATUSES,
+    RunStatus,
+    StepStatus,
+)
 
-RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     "running": frozenset({"running", "waiting", "succeeded", "failed", "cancelled"}),
     "waiting": frozenset({"running", "waiting", "succeeded", "failed", "cancelled"}),
     # A failed or interrupted run may be resumed: it goes back to running.
     "failed": frozenset({"running"}),
     "cancelled": frozenset({"running"}),
     "succeeded": frozenset(),
+    # A disruption recorded after the fact (bcm incident record|import) was never run: it never moves.
+    "recorded": frozenset(),
 }
 
-STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     "pending": frozenset({"running", "waiting", "skipped", "cancelled"}),
     "running": frozenset({"running", "succeeded", "failed", "timed_out", "cancelled"}),
     "waiting": frozenset({"waiting", "succeeded", "rejected", "failed", "timed_out", "cancelled"}),
@@ -26,30 +35,21 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     "skipped": frozenset(),
 }
 
-#: Step statuses that count as finished for the steps that wait on them, whatever on_failure says.
-#: An approve step that was rejected is answered, not failed: what follows decides with ``when``.
-DONE_OK = frozenset({"succeeded", "rejected", "skipped"})
-#: Step statuses at which a step's ``marks`` milestone is recorded. A rejected approval is still a
-#: decision taken at that moment (an approve step marks ``acknowledged`` in the library).
-MARKS_MILESTONE = frozenset({"succeeded", "rejected"})
+#: Groups of statuses, from the vocabulary (kept here under the names the engine reads best).
+DONE_OK = DONE_OK_STEP_STATUSES
+FAILURES = FAILED_STEP_STATUSES
+MARKS_MILESTONE = MARKING_STEP_STATUSES
 #: Step statuses that are failures (they stop the run unless the step says on_failure: continue).
 FAILURES = frozenset({"failed", "timed_out"})
 
 
-class InvalidTransition(BcmError):
-    """A status change the tables do not allow (a bug, or a run changed by two processes)."""
-
-    def __init__(self, what: str, name: str, old: str, new: str) -> None:
-        super().__init__(f"{what} {name}: cannot go from {old} to {new}")
-
-
 def check_run(name: str, old: str, new: str) -> None:
     """Raise InvalidTransition unless a run may go from ``old`` to ``new``."""
-    if new not in RUN_TRANSITIONS.get(old, frozenset()):
+    if new not in RUN_TRANSITIONS.get(old, frozenset()):  # type: ignore[call-overload]
         raise InvalidTransition("run", name, old, new)
 
 
 def check_step(name: str, old: str, new: str) -> None:
     """Raise InvalidTransition unless a step may go from ``old`` to ``new``."""
-    if new not in STEP_TRANSITIONS.get(old, frozenset()):
+    if new not in STEP_TRANSITIONS.get(old, frozenset()):  # type: ignore[call-overload]
         raise InvalidTransition("step", name, old, new)

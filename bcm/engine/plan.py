@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bcm.spec.graph import INCIDENT_PHASES, dependencies
+from bcm.spec.graph import dependencies
 from bcm.spec.models import Runbook, Step
+from bcm.vocabulary import INCIDENT_PHASES
 
 PERSON_KINDS = frozenset({"approve", "manual"})
 

@@ -35,11 +35,11 @@ from bcm.engine.context import RunContext, RunInfo, StepState
 from bcm.engine.liveness import Heartbeat
 from bcm.engine.plan import Plan, PlannedStep
 from bcm.engine.processes import ProcessId, process_id, stop_leftover
+from bcm.errors import AlreadyDecided, InputError, TemplateRenderError
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
-from bcm.spec.problems import InputError
-from bcm.store import AlreadyDecided, ApprovalRecord, RunRecord, Store
-from bcm.templates import TemplateRenderError, evaluate, truthy
+from bcm.store import ApprovalRecord, RunRecord, Store
+from bcm.templates import evaluate, truthy
 from bcm.timelines import runbook_targets
 
 AUTO_APPROVER = "auto-approve (exercise)"

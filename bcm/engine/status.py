@@ -8,9 +8,9 @@ from typing import Any
 
 from bcm.comms.outbox import is_superseded
 from bcm.engine.liveness import assess, shown_status
+from bcm.errors import BcmError
 from bcm.spec import load_one
 from bcm.spec.loader import Catalog, LoadedRunbook
-from bcm.spec.problems import BcmError
 from bcm.store import RunRecord, StepRecord, Store
 
 

@@ -11,22 +11,16 @@ from bcm.spec.loader import (
     load_runbook_text,
     validate,
 )
-from bcm.spec.models import MILESTONES, PHASES, STEP_KINDS, Runbook, Service, Step
-from bcm.spec.problems import BcmError, InputError, Problem, SpecError
+from bcm.spec.models import Runbook, Service, Step
+from bcm.spec.problems import Problem
 
 __all__ = [
-    "MILESTONES",
-    "PHASES",
-    "STEP_KINDS",
-    "BcmError",
     "Catalog",
-    "InputError",
     "Library",
     "LoadedRunbook",
     "Problem",
     "Runbook",
     "Service",
-    "SpecError",
     "Step",
     "load_catalog",
     "load_library",

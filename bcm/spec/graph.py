@@ -11,8 +11,7 @@ as readiness checks and form a graph of their own.
 from __future__ import annotations
 
 from bcm.spec.models import Runbook
-
-INCIDENT_PHASES = ("communication", "response", "recovery")
+from bcm.vocabulary import INCIDENT_PHASES
 
 
 def dependencies(runbook: Runbook, *, phases: tuple[str, ...] = INCIDENT_PHASES) -> dict[str, tuple[str, ...]]:

@@ -12,12 +12,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bcm.durations import format_duration
+from bcm.errors import InputError, SpecError
 from bcm.spec.graph import dependencies, find_cycle
-from bcm.spec.models import PHASES, Role, Runbook, Service, Services, Stakeholders, Step
-from bcm.spec.problems import InputError, Problem, SpecError, display_path
+from bcm.spec.models import Role, Runbook, Service, Services, Stakeholders, Step
+from bcm.spec.problems import Problem, display_path
 from bcm.spec.validation import model_problems
 from bcm.spec.yamlsource import Path_, SourceMap, YamlDocument, dotted, load_yaml
 from bcm.templates import check_template
+from bcm.vocabulary import PHASES
 
 M = TypeVar("M", bound=BaseModel)
 CATALOG_DIR = "catalog"

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from bcm.durations import DURATION_PATTERN, parse_duration, to_duration_string
+from bcm.vocabulary import PHASES, STEP_KINDS, Milestone, Severity
 
 Duration = Annotated[
     timedelta,
@@ -32,23 +33,6 @@ Duration = Annotated[
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
 RoleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 ParamName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
-Severity = Literal["sev1", "sev2", "sev3", "sev4"]
-Milestone = Literal[
-    "impact_started",
-    "detected",
-    "acknowledged",
-    "declared",
-    "mitigated",
-    "recovered",
-    "resolved",
-    "stood_down",
-    "startex",
-    "inject_delivered",
-    "endex",
-]
-MILESTONES: tuple[str, ...] = Milestone.__args__  # type: ignore[attr-defined]
-PHASES: tuple[str, ...] = ("prevention", "communication", "response", "recovery")
-STEP_KINDS: tuple[str, ...] = ("run", "http", "call", "notify", "approve", "manual", "wait")
 
 
 def _argv_item(value: object) -> object:

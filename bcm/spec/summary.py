@@ -7,10 +7,11 @@ from datetime import date, timedelta
 from typing import Literal
 
 from bcm.durations import format_duration
-from bcm.spec.graph import INCIDENT_PHASES, dependencies
+from bcm.spec.graph import dependencies
 from bcm.spec.loader import Catalog
-from bcm.spec.models import PHASES, Parameter, Runbook, Step
+from bcm.spec.models import Parameter, Runbook, Step
 from bcm.templates import when_expression
+from bcm.vocabulary import INCIDENT_PHASES, PHASES
 
 
 @dataclass(frozen=True)

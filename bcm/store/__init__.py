@@ -4,14 +4,6 @@ SQLAlchemy Core on SQLite by default (``sqlite:///$BCM_HOME/bcm.db``) or on Post
 ``Store.open(url)`` migrates the schema and returns a ready store.
 """
 
-from bcm.store.errors import (
-    AlreadyDecided,
-    AmbiguousRun,
-    IncompatibleSchema,
-    RunNotFound,
-    StoreError,
-    StoreUnavailable,
-)
 from bcm.store.records import (
     ApprovalRecord,
     AuditRecord,
@@ -26,30 +18,20 @@ from bcm.store.records import (
     TimelineRows,
     TimelineRun,
 )
-from bcm.store.store import FINISHED_STEP_STATUSES, RUN_MODES, RUN_SOURCES, UPDATE_KINDS, Store
+from bcm.store.store import Store
 
 __all__ = [
-    "FINISHED_STEP_STATUSES",
-    "RUN_MODES",
-    "RUN_SOURCES",
-    "UPDATE_KINDS",
-    "AlreadyDecided",
-    "AmbiguousRun",
     "ApprovalRecord",
     "AuditRecord",
     "AuditVerification",
     "CheckRecord",
-    "IncompatibleSchema",
     "MarkRecord",
     "OutboxRecord",
     "RunImport",
-    "RunNotFound",
     "RunRecord",
     "RunTargets",
     "StepRecord",
     "Store",
-    "StoreError",
-    "StoreUnavailable",
     "TimelineRows",
     "TimelineRun",
 ]

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from bcm.store.errors import StoreUnavailable
+from bcm.errors import StoreUnavailable
 
 WRITE_OPTION = "bcm_write"
 """Execution option marking a connection whose transactions write (SQLite: ``BEGIN IMMEDIATE``)."""

@@ -47,7 +47,7 @@ from sqlalchemy import (
 )
 
 from bcm.clock import Clock, now
-from bcm.store.errors import IncompatibleSchema
+from bcm.errors import IncompatibleSchema
 from bcm.store.types import UTCDateTime, json_type
 
 # Arbitrary but fixed: every bcm process migrating the same PostgreSQL database takes this lock.

@@ -33,10 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bcm.clock import Clock, as_utc, now
-from bcm.spec.models import MILESTONES as KNOWN_MILESTONES
+from bcm.errors import AlreadyDecided, AmbiguousRun, RunNotFound, StoreUnavailable
 from bcm.store import audit as audit_chain
 from bcm.store.engine import WRITE_OPTION, create_store_engine, safe_url
-from bcm.store.errors import AlreadyDecided, AmbiguousRun, RunNotFound, StoreUnavailable
 from bcm.store.migrations import migrate
 from bcm.store.records import (
     ApprovalRecord,
@@ -54,14 +53,15 @@ from bcm.store.records import (
 )
 from bcm.store.schema import approvals, audit, checks, marks, outbox, runs, step_runs
 from bcm.store.types import canonical_json, to_stored_json, truncate_text
+from bcm.vocabulary import (
+    FINISHED_STEP_STATUSES,
+    RUN_MODES,
+    RUN_SOURCES,
+    UPDATE_KINDS,
+)
+from bcm.vocabulary import MILESTONES as KNOWN_MILESTONES
 
-RUN_MODES = frozenset({"real", "exercise", "dry-run"})
-#: Where a run comes from: the engine, ``bcm incident record`` or ``bcm incident import``.
-RUN_SOURCES = frozenset({"engine", "record", "import"})
-#: Outbox kinds that count as stakeholder updates in the communication figures.
-UPDATE_KINDS = ("notify", "status")
 _BULK_CHUNK = 5_000
-FINISHED_STEP_STATUSES = frozenset({"succeeded", "rejected", "failed", "skipped", "timed_out", "cancelled"})
 #: Step fields a new attempt starts without (``upsert_step(..., fresh=True)``).
 _ATTEMPT_FIELDS = ("ended_at", "output", "error", "actor", "reason", "process")
 
@@ -734,7 +734,7 @@ class Store:
         updates: dict[str, list[datetime]] = {}
         services_seen: dict[object, tuple[str, ...]] = {}
         targets_seen: dict[tuple[float | None, ...], RunTargets] = {}
-        known = KNOWN_MILESTONES
+        known: tuple[str, ...] = KNOWN_MILESTONES
         fromiso = datetime.fromisoformat
         # The decoder's own scan, without ``json.loads``'s wrapper and whitespace checks: the text
         # is ours (``_milestones_text``), compact JSON with nothing around it.

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bcm.engine.approvals import ApprovalRefused, decide
+from bcm.engine.approvals import decide
+from bcm.errors import ApprovalRefused
 from tests.conftest import FIXTURES
 from tests.engine.conftest import BcmEnv, engine_runbook, join_checked
 

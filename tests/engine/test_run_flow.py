@@ -109,7 +109,7 @@ def test_exercise_mode_simulates_prefixes_and_skips(bcm_env: BcmEnv, tmp_path: P
 
 def test_bad_parameters_refuse_to_start(bcm_env: BcmEnv) -> None:
     """Missing or mistyped parameters stop the flow before any step runs, naming each problem."""
-    from bcm.spec import InputError
+    from bcm.errors import InputError
 
     state, _ = bcm_env.run(engine_runbook("failures"), parameters={"flaky_until": "soon"})
     assert state.is_failed()

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bcm.templates import (
-    TemplateIssue,
-    TemplateRenderError,
-    check_template,
-    escape_mrkdwn,
-    evaluate,
-    render,
-    render_value,
-    truthy,
-)
+from bcm.errors import TemplateRenderError
+from bcm.templates import TemplateIssue, check_template, escape_mrkdwn, evaluate, render, render_value, truthy
 
 P = frozenset({"site"})
 S = frozenset({"declare"})

@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from bcm.store import AlreadyDecided, AuditRecord, AuditVerification, Store
+from bcm.errors import AlreadyDecided
+from bcm.store import AuditRecord, AuditVerification, Store
 
 from .conftest import T0, MakeRun
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from bcm.store import Store, StoreUnavailable
+from bcm.errors import StoreUnavailable
+from bcm.store import Store
 from bcm.testing.db import postgres_available, postgres_server_url
 
 HINT = (

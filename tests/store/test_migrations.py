@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, select
 
-from bcm.store import IncompatibleSchema, Store
+from bcm.errors import IncompatibleSchema
+from bcm.store import Store
 from bcm.store.engine import create_store_engine
 from bcm.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 from bcm.store.schema import metadata

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bcm.store import AmbiguousRun, RunNotFound, RunRecord, Store
+from bcm.errors import AmbiguousRun, RunNotFound
+from bcm.store import RunRecord, Store
 
 from .conftest import T0, MakeRun
 

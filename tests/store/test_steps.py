@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bcm.store import RunNotFound, StepRecord, Store
+from bcm.errors import RunNotFound
+from bcm.store import StepRecord, Store
 from bcm.store.types import MAX_TEXT_CHARS
 
 from .conftest import T0, MakeRun

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bcm.store import AlreadyDecided, ApprovalRecord, CheckRecord, MarkRecord, RunNotFound, Store
+from bcm.errors import AlreadyDecided, RunNotFound
+from bcm.store import ApprovalRecord, CheckRecord, MarkRecord, Store
 
 from .conftest import T0, MakeRun
 

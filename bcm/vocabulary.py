@@ -1,0 +1,105 @@
+"""bcm's words, defined once: run and step statuses, modes, milestones, severities, message kinds.
+
+Each is a ``Literal`` type (for mypy and pydantic) with the tuple of its values and the groups the
+code reasons with (finished, active, ...). Every other module imports them from here; the
+transition tables between statuses are in ``bcm.engine.machine``. The model is StackStorm
+orquesta's ``statuses.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# -- runs ---------------------------------------------------------------------------------------
+
+RunStatus = Literal["running", "waiting", "succeeded", "failed", "cancelled", "recorded"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+#: A runner is working on the run (or was, until it died: then the run is shown as interrupted).
+ACTIVE_RUN_STATUSES: frozenset[RunStatus] = frozenset({"running", "waiting"})
+#: The run is over: nothing more will happen unless it is resumed (failed, cancelled).
+FINISHED_RUN_STATUSES: frozenset[RunStatus] = frozenset({"succeeded", "failed", "cancelled", "recorded"})
+#: Shown, never stored: the run says running or waiting but its runner is gone.
+INTERRUPTED = "interrupted"
+#: The status of a disruption recorded after the fact (``bcm incident record|import``): it was not
+#: run by bcm, so it never moves.
+RECORDED: RunStatus = "recorded"
+
+RunMode = Literal["real", "exercise", "dry-run"]
+RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
+#: The modes a person runs a runbook in (a dry run records nothing); figures keep them apart.
+ExecutionMode = Literal["real", "exercise"]
+EXECUTION_MODES: tuple[ExecutionMode, ...] = get_args(ExecutionMode)
+
+RunSource = Literal["engine", "record", "import"]
+RUN_SOURCES: tuple[RunSource, ...] = get_args(RunSource)
+
+# -- steps --------------------------------------------------------------------------------------
+
+StepStatus = Literal[
+    "pending", "running", "waiting", "succeeded", "rejected", "failed", "timed_out", "skipped", "cancelled"
+]
+STEP_STATUSES: tuple[StepStatus, ...] = get_args(StepStatus)
+#: Finished: the step will not change again in this run (a resumed run may re-run failures).
+FINISHED_STEP_STATUSES: frozenset[StepStatus] = frozenset(
+    {"succeeded", "rejected", "failed", "timed_out", "skipped", "cancelled"}
+)
+#: Finished well enough for the steps that wait on it, whatever ``on_failure`` says. A rejected
+#: approval is an answer, not a failure: what follows decides with ``when``.
+DONE_OK_STEP_STATUSES: frozenset[StepStatus] = frozenset({"succeeded", "rejected", "skipped"})
+#: Failures: they stop the run unless the step says ``on_failure: continue``.
+FAILED_STEP_STATUSES: frozenset[StepStatus] = frozenset({"failed", "timed_out"})
+#: A step's ``marks`` milestone is recorded when it ends in one of these. A rejected approval is
+#: still a decision taken at that moment (an approve step marks ``acknowledged`` in the library).
+MARKING_STEP_STATUSES: frozenset[StepStatus] = frozenset({"succeeded", "rejected"})
+
+StepKind = Literal["run", "http", "call", "notify", "approve", "manual", "wait"]
+STEP_KINDS: tuple[StepKind, ...] = get_args(StepKind)
+
+# -- runbooks -----------------------------------------------------------------------------------
+
+Phase = Literal["prevention", "communication", "response", "recovery"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+#: The phases an incident or exercise run executes (prevention runs only as readiness checks).
+INCIDENT_PHASES: tuple[Phase, ...] = ("communication", "response", "recovery")
+
+Severity = Literal["sev1", "sev2", "sev3", "sev4"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+
+# -- the timeline -------------------------------------------------------------------------------
+
+Milestone = Literal[
+    "impact_started",
+    "detected",
+    "acknowledged",
+    "declared",
+    "mitigated",
+    "recovered",
+    "resolved",
+    "stood_down",
+    "startex",
+    "inject_delivered",
+    "endex",
+]
+MILESTONES: tuple[Milestone, ...] = get_args(Milestone)
+#: Milestones only exercises have.
+EXERCISE_MILESTONES: tuple[Milestone, ...] = ("startex", "inject_delivered", "endex")
+#: The milestones of a disruption (real or exercised): what the recovery-time figures are made of.
+DISRUPTION_MILESTONES: tuple[Milestone, ...] = tuple(m for m in MILESTONES if m not in EXERCISE_MILESTONES)
+#: Milestones ``bcm run`` takes at trigger time (``--impact-started``, ``--detected``).
+TRIGGER_MILESTONES: tuple[Milestone, ...] = ("impact_started", "detected")
+
+# -- messages -----------------------------------------------------------------------------------
+
+MessageKind = Literal[
+    "open_channel",  # open the incident channel (real mode): topic, stakeholders invited
+    "board",  # post and pin the status board
+    "board_update",  # edit the status board in place
+    "thread",  # a step update in the board's thread
+    "notify",  # a notify step: a stakeholder update to roles
+    "approval_request",  # an approve/manual step: buttons for the role
+    "decision",  # edit an approval request to say who decided
+    "reminder",  # the cadence passed without a stakeholder update
+]
+MESSAGE_KINDS: tuple[MessageKind, ...] = get_args(MessageKind)
+#: Message kinds that count as stakeholder updates in the communication figures.
+UPDATE_KINDS: tuple[MessageKind, ...] = ("notify",)
