@@ -29,26 +29,27 @@ from bcm.config import load_settings
 from bcm.durations import format_duration
 from bcm.errors import InputError, SpecError
 from bcm.incidents import import_csv, record_disruption
-from bcm.metrics import Distribution, GroupSummary, Mode, RunFigures, run_figures, summarise
+from bcm.metrics import (
+    FIGURES,
+    SUMMARISED_FIGURES,
+    Distribution,
+    GroupSummary,
+    Mode,
+    RunFigures,
+    run_figures,
+    summarise,
+)
 from bcm.spec import load_library
 from bcm.spec.loader import Library
 from bcm.spec.problems import display_path
 from bcm.store import RunRecord, Store
 from bcm.timelines import TargetsFallback, library_targets, load_timelines, run_timeline
 
-__all__ = ["FIGURES", "register", "resolve_timezone"]
+__all__ = ["register", "resolve_timezone"]
 
 # As in bcm.cli: data is printed as written (no emoji codes; data reaches markup only as a Text).
 out = Console(highlight=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
-
-#: The figures ``bcm metrics`` reports: (key in JSON/CSV, what people read, from → to).
-FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("time_to_recover", "time to recover", "impact_started (else declared) → recovered (MBCO reached)"),
-    ("time_to_detect", "time to detect", "impact_started → detected"),
-    ("time_to_acknowledge", "time to acknowledge", "detected → acknowledged"),
-    ("time_to_mitigate", "time to mitigate", "impact_started → mitigated"),
-)
 
 _MODES: dict[str, str] = {"real": "Real disruptions", "exercise": "Exercises"}
 
@@ -141,10 +142,7 @@ def _group_json(group: GroupSummary) -> dict[str, Any]:
         "key": group.key,
         "mode": group.mode,
         "runs": group.count,
-        "time_to_recover": _distribution_json(group.ttr),
-        "time_to_detect": _distribution_json(group.ttd),
-        "time_to_acknowledge": _distribution_json(group.tta),
-        "time_to_mitigate": _distribution_json(group.time_to_mitigate),
+        **{f.key: _distribution_json(getattr(group, f.attribute)) for f in SUMMARISED_FIGURES},
         "within_rto": group.within_rto,
         "rto_known": group.rto_known,
         "share_within_rto": group.share_within_rto,
@@ -157,7 +155,7 @@ _CSV_COLUMNS = (
     "key",
     "mode",
     "runs",
-    *(f"{name}_{stat}" for name, _, _ in FIGURES for stat in ("count", "median_s", "p90_s", "max_s")),
+    *(f"{f.key}_{stat}" for f in SUMMARISED_FIGURES for stat in ("count", "median_s", "p90_s", "max_s")),
     "within_rto",
     "rto_known",
     "share_within_rto",
@@ -173,8 +171,8 @@ def _csv_text(groups: list[GroupSummary]) -> str:
     for group in groups:
         doc = _group_json(group)
         row: list[object] = [doc["key"] or "", doc["mode"], doc["runs"]]
-        for name, _, _ in FIGURES:
-            figure = doc[name]
+        for definition in SUMMARISED_FIGURES:
+            figure = doc[definition.key]
             row += [
                 "" if figure[stat] is None else f"{figure[stat]:g}" for stat in ("count", "median_s", "p90_s", "max_s")
             ]
@@ -292,7 +290,7 @@ def metrics_cmd(
             "window": {"since": start.astimezone(UTC).isoformat(), "until": end.astimezone(UTC).isoformat()},
             "filters": {"runbook": runbook, "service": service, "mode": mode},
             "by": by,
-            "figures": {key: {"label": label, "from_to": span} for key, label, span in FIGURES},
+            "figures": {f.key: {"label": f.label, "from_to": f.definition} for f in SUMMARISED_FIGURES},
             "groups": [_group_json(g) for g in groups],
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -408,14 +406,9 @@ def run_timeline_figures(doc: dict[str, Any]) -> str:
     """One line with a recorded disruption's figures, from its JSON document."""
     figures = doc["figures"]
     bits = []
-    for key, label in (
-        ("time_to_detect_s", "time to detect"),
-        ("time_to_acknowledge_s", "time to acknowledge"),
-        ("time_to_mitigate_s", "time to mitigate"),
-        ("time_to_recover_s", "time to recover"),
-    ):
-        value = figures[key]
-        bits.append(f"{label} {format_duration(None if value is None else timedelta(seconds=value))}")
+    for definition in (f for f in FIGURES if f.summarised):
+        value = figures[f"{definition.key}_s"]
+        bits.append(f"{definition.label} {format_duration(None if value is None else timedelta(seconds=value))}")
     rto_s = doc["targets"]["rto_s"]
     rto = None if rto_s is None else timedelta(seconds=rto_s)
     margin = figures["rto_margin_s"]

@@ -65,10 +65,13 @@ from bcm.vocabulary import DISRUPTION_MILESTONES, EXERCISE_MILESTONES, Execution
 
 __all__ = [
     "EXERCISE_MILESTONES",
+    "FIGURES",
     "MILESTONES",
+    "SUMMARISED_FIGURES",
     "CommunicationFigures",
     "Distribution",
     "Figure",
+    "FigureDefinition",
     "GroupSummary",
     "Mark",
     "Mode",
@@ -86,10 +89,62 @@ Mode = ExecutionMode
 RecoveryBasis = Literal["impact_started", "declared"]
 GroupBy = Literal["service", "runbook"]
 
-"""Milestones only exercises record."""
-
+#: Milestones of a disruption, real or exercised, in their usual order (from the vocabulary).
 MILESTONES: tuple[str, ...] = DISRUPTION_MILESTONES
-"""Milestones of a disruption, real or exercised, in their usual order (from the runbook format)."""
+
+
+@dataclass(frozen=True)
+class FigureDefinition:
+    """One "time to ..." figure, defined once for every place that shows it.
+
+    The CLI table, its CSV and JSON, the Prefect artifacts and events and the reports all read
+    names, labels and definitions from :data:`FIGURES`.
+
+    Attributes:
+        key: the name in JSON and CSV (``time_to_detect``; ``time_to_detect_s`` for seconds).
+        attribute: the field of :class:`RunFigures` (and :class:`GroupSummary`, when summarised).
+        label: what people read (``time to detect``).
+        start: the milestone it counts from.
+        end: the milestone it counts to.
+        summarised: whether per-service summaries (``bcm metrics``) report it.
+        unit: the unit of the value in JSON and CSV.
+    """
+
+    key: str
+    attribute: str
+    label: str
+    start: str
+    end: str
+    summarised: bool = True
+    unit: str = "seconds"
+
+    @property
+    def definition(self) -> str:
+        """``impact_started → detected``: what the figure measures."""
+        return f"{self.start} → {self.end}"
+
+
+#: The "time to ..." figures, in timeline order. None is called "MTTR".
+FIGURES: tuple[FigureDefinition, ...] = (
+    FigureDefinition("time_to_detect", "ttd", "time to detect", "impact_started", "detected"),
+    FigureDefinition("time_to_acknowledge", "tta", "time to acknowledge", "detected", "acknowledged"),
+    FigureDefinition("time_to_mitigate", "time_to_mitigate", "time to mitigate", "impact_started", "mitigated"),
+    FigureDefinition(
+        "time_to_recover", "ttr", "time to recover", "impact_started (else declared)", "recovered (MBCO reached)"
+    ),
+    FigureDefinition(
+        "time_to_resolve",
+        "time_to_resolve",
+        "time to resolve",
+        "impact_started (else declared)",
+        "resolved (full service)",
+        summarised=False,
+    ),
+)
+#: The figures ``bcm metrics`` summarises per service or runbook, the headline (time to recover) first.
+SUMMARISED_FIGURES: tuple[FigureDefinition, ...] = tuple(
+    sorted((f for f in FIGURES if f.summarised), key=lambda f: f.key != "time_to_recover")
+)
 
 _KNOWN_MILESTONES = frozenset(MILESTONES + EXERCISE_MILESTONES)
 

@@ -24,7 +24,7 @@ from prefect.events import emit_event
 
 from bcm.config import load_settings
 from bcm.durations import format_duration
-from bcm.metrics import Figure, RunFigures, Timeline, run_figures
+from bcm.metrics import FIGURES, SUMMARISED_FIGURES, Figure, RunFigures, Timeline, run_figures
 from bcm.spec import load_one
 from bcm.store import RunRecord, Store
 from bcm.timelines import run_timeline, runbook_targets
@@ -32,14 +32,6 @@ from bcm.timelines import run_timeline, runbook_targets
 __all__ = ["artifact_key", "publish_run_results", "run_events", "summary_markdown", "timeline_table"]
 
 logger = logging.getLogger("bcm.publish")
-
-_FIGURES: tuple[tuple[str, str], ...] = (
-    ("ttd", "time to detect"),
-    ("tta", "time to acknowledge"),
-    ("time_to_mitigate", "time to mitigate"),
-    ("ttr", "time to recover"),
-    ("time_to_resolve", "time to resolve"),
-)
 
 
 def artifact_key(run_id: str, suffix: str = "") -> str:
@@ -124,12 +116,12 @@ def timeline_table(timeline: Timeline, figures: RunFigures) -> list[dict[str, An
                 "detail": f"{step.phase} {step.kind}: {step.status}",
             }
         )
-    for attribute, label in _FIGURES:
-        figure: Figure = getattr(figures, attribute)
+    for definition in FIGURES:
+        figure: Figure = getattr(figures, definition.attribute)
         rows.append(
             {
                 "kind": "figure",
-                "name": label,
+                "name": definition.label,
                 "at": "",
                 "duration": format_duration(figure.value) if figure.value is not None else "",
                 "detail": "" if figure.value is not None else f"unknown: {figure.unknown_reason}",
@@ -168,8 +160,8 @@ def summary_markdown(record: RunRecord, timeline: Timeline, figures: RunFigures)
         "| figure | value |",
         "|---|---|",
     ]
-    for attribute, label in _FIGURES:
-        lines.append(f"| {label} | {_figure_text(getattr(figures, attribute))} |")
+    for definition in FIGURES:
+        lines.append(f"| {definition.label} | {_figure_text(getattr(figures, definition.attribute))} |")
     basis = figures.ttr_basis or "-"
     lines += [
         "",
@@ -202,10 +194,7 @@ def run_events(record: RunRecord, timeline: Timeline, figures: RunFigures) -> li
     ]
     payload = {
         "status": record.status,
-        "time_to_detect_s": _seconds(figures.ttd.value),
-        "time_to_acknowledge_s": _seconds(figures.tta.value),
-        "time_to_mitigate_s": _seconds(figures.time_to_mitigate.value),
-        "time_to_recover_s": _seconds(figures.ttr.value),
+        **{f"{f.key}_s": _seconds(getattr(figures, f.attribute).value) for f in SUMMARISED_FIGURES},
         "time_to_recover_from": figures.ttr_basis,
         "rto_s": _seconds(timeline.rto),
         "rto_attained": figures.rto_attained,

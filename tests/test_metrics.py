@@ -689,3 +689,25 @@ def test_slowest_steps_measure_across_dst() -> None:
 
     assert slowest_steps([tl])[0].median == mins(20)
     assert run_figures(tl).step_durations == {"failover": Figure.of(mins(20))}
+
+
+def test_figures_table_names_real_fields_once() -> None:
+    """Every figure in the one table names a RunFigures field (and a GroupSummary field when
+    summarised), keys and labels are unique, and none is called MTTR."""
+    import dataclasses
+
+    from bcm.metrics import FIGURES, SUMMARISED_FIGURES, GroupSummary, RunFigures
+
+    run_fields = {f.name for f in dataclasses.fields(RunFigures)}
+    group_fields = {f.name for f in dataclasses.fields(GroupSummary)}
+    assert all(f.attribute in run_fields for f in FIGURES)
+    assert all(f.attribute in group_fields for f in SUMMARISED_FIGURES)
+    assert len({f.key for f in FIGURES}) == len({f.label for f in FIGURES}) == len(FIGURES)
+    assert [f.key for f in SUMMARISED_FIGURES] == [
+        "time_to_recover",
+        "time_to_detect",
+        "time_to_acknowledge",
+        "time_to_mitigate",
+    ]
+    assert FIGURES[0].definition == "impact_started → detected"
+    assert not any("mttr" in f.key or "MTTR" in f.label for f in FIGURES)

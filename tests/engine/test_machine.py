@@ -28,11 +28,11 @@ def test_tables_cover_exactly_the_vocabulary() -> None:
 
 def test_groups_are_consistent() -> None:
     """Active and finished runs split the run statuses; step groups sit inside the finished steps."""
-    assert ACTIVE_RUN_STATUSES | FINISHED_RUN_STATUSES == set(RUN_STATUSES)
+    assert set(RUN_STATUSES) == ACTIVE_RUN_STATUSES | FINISHED_RUN_STATUSES
     assert not ACTIVE_RUN_STATUSES & FINISHED_RUN_STATUSES
     assert DONE_OK_STEP_STATUSES | FAILED_STEP_STATUSES <= FINISHED_STEP_STATUSES
     assert not DONE_OK_STEP_STATUSES & FAILED_STEP_STATUSES
-    assert MARKING_STEP_STATUSES == {"succeeded", "rejected"}
+    assert {"succeeded", "rejected"} == MARKING_STEP_STATUSES
 
 
 def test_finished_good_steps_and_settled_runs_never_move() -> None:
