@@ -46,7 +46,7 @@ from __future__ import annotations
 import csv
 import difflib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,7 +55,7 @@ from bcm import clock as bcm_clock
 from bcm.clock import Clock, as_utc
 from bcm.durations import DurationError, parse_duration
 from bcm.errors import DisruptionError, InputError
-from bcm.spec.loader import Library
+from bcm.spec import Library, LoadedRunbook, Service
 from bcm.spec.problems import display_path
 from bcm.spec.summary import effective_targets
 from bcm.store import RunImport, RunRecord, RunTargets, Store
@@ -185,11 +185,44 @@ def check_disruption(
         loaded = library.runbooks.get(runbook_ref)
         if loaded is None:
             problems.append(("runbook", _unknown("runbook", runbook_ref, library.runbooks)))
+    services = _check_services(given("service"), loaded, library, problems)
+    marks = _check_marks(values, given, now, problems)
+    severity = given("severity")
+    if severity is not None and severity not in SEVERITIES:
+        problems.append(("severity", f"{severity!r} is not a severity: use {', '.join(SEVERITIES)}"))
+    data_loss: timedelta | None = None
+    data_loss_text = given("data_loss")
+    if data_loss_text is not None:
+        try:
+            data_loss = parse_duration(data_loss_text)
+        except DurationError as exc:
+            problems.append(("data_loss", str(exc)))
+    if problems:
+        return None, problems
+    title = given("title") or (loaded.runbook.title if loaded else f"Disruption of {', '.join(services)}")
+    return (
+        Disruption(
+            services=tuple(services),
+            marks=marks,
+            runbook_id=loaded.runbook.id if loaded else EXTERNAL_RUNBOOK,
+            title=title,
+            severity=severity or (loaded.runbook.severity if loaded else "unknown"),
+            targets=_targets(loaded, [library.catalog.services[s] for s in services], library, data_loss),
+            reference=given("reference"),
+            runbook_hash=loaded.sha256 if loaded else "",
+            runbook_path=str(loaded.path) if loaded else "",
+        ),
+        [],
+    )
 
+
+def _check_services(
+    text: str | None, loaded: LoadedRunbook | None, library: Library, problems: list[tuple[str, str]]
+) -> list[str]:
+    """The services named (``;``-separated), else the runbook's; problems for unknown or none."""
     services: list[str] = []
-    service_text = given("service")
-    if service_text is not None:
-        for service_id in (s.strip() for s in service_text.split(";")):
+    if text is not None:
+        for service_id in (s.strip() for s in text.split(";")):
             if not service_id:
                 continue
             if service_id not in library.catalog.services:
@@ -200,7 +233,16 @@ def check_disruption(
         services = list(loaded.runbook.services)
     if not services and not any(column == "service" for column, _ in problems):
         problems.append(("service", "no service given: name the disrupted service from the catalog"))
+    return services
 
+
+def _check_marks(
+    values: Mapping[str, str | None],
+    given: Callable[[str], str | None],
+    now: datetime,
+    problems: list[tuple[str, str]],
+) -> dict[str, datetime]:
+    """The milestones given, parsed, in the past and in order; problems for the rest."""
     marks: dict[str, datetime] = {}
     for milestone in MILESTONES:
         text = given(milestone)
@@ -228,52 +270,29 @@ def check_disruption(
                     "the times are out of order",
                 )
             )
+    return marks
 
-    severity = given("severity")
-    if severity is not None and severity not in SEVERITIES:
-        problems.append(("severity", f"{severity!r} is not a severity: use {', '.join(SEVERITIES)}"))
-    data_loss: timedelta | None = None
-    data_loss_text = given("data_loss")
-    if data_loss_text is not None:
-        try:
-            data_loss = parse_duration(data_loss_text)
-        except DurationError as exc:
-            problems.append(("data_loss", str(exc)))
 
-    if problems:
-        return None, problems
-
-    catalog_services = [library.catalog.services[s] for s in services]
-    if loaded is not None:
-        found = effective_targets(loaded.runbook, library.catalog)
-        rto, rpo, mtpd = found.rto, found.rpo, found.mtpd
-        cadence = loaded.runbook.communication.cadence
-        # The runbook's targets cover its own services; a service it does not list keeps its BIA.
-        others = [s for s in catalog_services if s.id not in loaded.runbook.services]
-        if others:
-            rto = min([s.rto for s in others] + ([rto] if rto else []))
-            rpo = min([s.rpo for s in others] + ([rpo] if rpo else []))
-            mtpd = min([s.mtpd for s in others] + ([mtpd] if mtpd else []))
-    else:
-        rto = min(s.rto for s in catalog_services)
-        rpo = min(s.rpo for s in catalog_services)
-        mtpd = min(s.mtpd for s in catalog_services)
-        cadence = None
-    title = given("title") or (loaded.runbook.title if loaded else f"Disruption of {', '.join(services)}")
-    return (
-        Disruption(
-            services=tuple(services),
-            marks=marks,
-            runbook_id=loaded.runbook.id if loaded else EXTERNAL_RUNBOOK,
-            title=title,
-            severity=severity or (loaded.runbook.severity if loaded else "unknown"),
-            targets=RunTargets(rto=rto, rpo=rpo, mtpd=mtpd, data_loss=data_loss, cadence=cadence),
-            reference=given("reference"),
-            runbook_hash=loaded.sha256 if loaded else "",
-            runbook_path=str(loaded.path) if loaded else "",
-        ),
-        [],
-    )
+def _targets(
+    loaded: LoadedRunbook | None, services: Sequence[Service], library: Library, data_loss: timedelta | None
+) -> RunTargets:
+    """The targets a recorded disruption is judged against: the runbook's where one is named (a
+    service it does not list keeps its BIA), else the tightest of the services' BIA."""
+    if loaded is None:
+        return RunTargets(
+            rto=min(s.rto for s in services),
+            rpo=min(s.rpo for s in services),
+            mtpd=min(s.mtpd for s in services),
+            data_loss=data_loss,
+        )
+    found = effective_targets(loaded.runbook, library.catalog)
+    rto, rpo, mtpd = found.rto, found.rpo, found.mtpd
+    others = [s for s in services if s.id not in loaded.runbook.services]
+    if others:
+        rto = min([s.rto for s in others] + ([rto] if rto else []))
+        rpo = min([s.rpo for s in others] + ([rpo] if rpo else []))
+        mtpd = min([s.mtpd for s in others] + ([mtpd] if mtpd else []))
+    return RunTargets(rto=rto, rpo=rpo, mtpd=mtpd, data_loss=data_loss, cadence=loaded.runbook.communication.cadence)
 
 
 def record_disruption(
@@ -319,35 +338,12 @@ def import_csv(
         InputError: the file cannot be read.
     """
     name = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (byte {exc.start}): save the CSV as UTF-8") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read it: {exc.strerror}") from None
-
+    text = _read_text(path, name)
     problems: list[str] = []
     rows: list[tuple[int, Disruption]] = []
     reader = csv.reader(text.splitlines(keepends=True))
     try:
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise DisruptionError([f"{name}:1: the file is empty: the first line must name the columns"])
-        columns = [cell.strip().lower() for cell in header]
-        for cell in columns:
-            if cell not in COLUMNS:
-                problems.append(f"{name}:1: {cell or '(empty)'}: {_unknown('column', cell, COLUMNS)}")
-        for cell in sorted({c for c in columns if columns.count(c) > 1}):
-            problems.append(f"{name}:1: {cell}: the column appears more than once")
-        if "service" not in columns and "runbook" not in columns:
-            problems.append(f"{name}:1: service: the service column is missing (columns: {', '.join(COLUMNS)})")
-        if "impact_started" not in columns and "declared" not in columns:
-            problems.append(f"{name}:1: impact_started: the impact_started (or declared) column is missing")
-        if problems:
-            raise DisruptionError(problems, summary=f"{name}: nothing was imported")
-
+        columns = _check_header(next(reader, None), name)
         now = clock()
         previous_line = reader.line_num
         for cells in reader:
@@ -364,7 +360,59 @@ def import_csv(
                 rows.append((line, disruption))
     except csv.Error as exc:
         problems.append(f"{name}:{reader.line_num}: not valid CSV: {exc}")
+    problems += _duplicates(store, rows, name)
+    if not rows and not problems:
+        problems.append(f"{name}: no disruptions in the file, only the header")
+    if problems:
+        count = len(problems)
+        raise DisruptionError(
+            problems, summary=f"{name}: {count} problem{'s' if count != 1 else ''}; nothing was imported"
+        )
+    items = [
+        _run_import(
+            disruption, by=by, source="import", audit={"file": name, "line": line, "reference": disruption.reference}
+        )
+        for line, disruption in rows
+    ]
+    store.import_runs(items, audit_kind="incident.imported")
+    return [item.run for item in items]
 
+
+def _read_text(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not UTF-8 text (byte {exc.start}): save the CSV as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read it: {exc.strerror}") from None
+
+
+def _check_header(header: list[str] | None, name: str) -> list[str]:
+    """The columns, lower-cased; every problem with them at once (nothing is read further)."""
+    if header is None or not any(cell.strip() for cell in header):
+        raise DisruptionError([f"{name}:1: the file is empty: the first line must name the columns"])
+    columns = [cell.strip().lower() for cell in header]
+    problems = [
+        f"{name}:1: {cell or '(empty)'}: {_unknown('column', cell, COLUMNS)}" for cell in columns if cell not in COLUMNS
+    ]
+    problems += [
+        f"{name}:1: {cell}: the column appears more than once"
+        for cell in sorted({c for c in columns if columns.count(c) > 1})
+    ]
+    if "service" not in columns and "runbook" not in columns:
+        problems.append(f"{name}:1: service: the service column is missing (columns: {', '.join(COLUMNS)})")
+    if "impact_started" not in columns and "declared" not in columns:
+        problems.append(f"{name}:1: impact_started: the impact_started (or declared) column is missing")
+    if problems:
+        raise DisruptionError(problems, summary=f"{name}: nothing was imported")
+    return columns
+
+
+def _duplicates(store: Store, rows: Sequence[tuple[int, Disruption]], name: str) -> list[str]:
+    """Rows that repeat an earlier row, or a disruption already stored (same services and start)."""
+    problems: list[str] = []
     seen: dict[tuple[tuple[str, ...], datetime], int] = {}
     for line, disruption in rows:
         key = (tuple(sorted(disruption.services)), disruption.first)
@@ -378,22 +426,7 @@ def import_csv(
     for (line, disruption), duplicate in zip(rows, _already_stored(store, [d for _, d in rows]), strict=True):
         if duplicate:
             problems.append(f"{name}:{line}: {_first_milestone(disruption)}: {duplicate}")
-    if not rows and not problems:
-        problems.append(f"{name}: no disruptions in the file, only the header")
-    if problems:
-        count = len(problems)
-        raise DisruptionError(
-            problems, summary=f"{name}: {count} problem{'s' if count != 1 else ''}; nothing was imported"
-        )
-
-    items = [
-        _run_import(
-            disruption, by=by, source="import", audit={"file": name, "line": line, "reference": disruption.reference}
-        )
-        for line, disruption in rows
-    ]
-    store.import_runs(items, audit_kind="incident.imported")
-    return [item.run for item in items]
+    return problems
 
 
 def _first_milestone(disruption: Disruption) -> str:

@@ -16,27 +16,20 @@ Each event's resource is ``bcm.run.<run id>`` (labels ``bcm.mode``, ``bcm.runboo
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from bcm.config import load_settings
-from bcm.durations import format_duration
-from bcm.metrics import FIGURES, SUMMARISED_FIGURES, Figure, RunFigures, Timeline, run_figures
+from bcm.metrics import run_figures
+from bcm.reports.run_summary import artifact_key, run_events, summary_markdown, timeline_table
 from bcm.spec import load_one
-from bcm.store import RunRecord, Store
+from bcm.store import Store
 from bcm.timelines import run_timeline, runbook_targets
 
-__all__ = ["artifact_key", "publish_run_results", "run_events", "summary_markdown", "timeline_table"]
+__all__ = ["publish_run_results"]
 
 logger = logging.getLogger("bcm.publish")
-
-
-def artifact_key(run_id: str, suffix: str = "") -> str:
-    """The artifact key of a run: ``bcm-run-<short id>[-suffix]`` (lowercase letters, digits, dashes)."""
-    return f"bcm-run-{run_id[:8].lower()}" + (f"-{suffix}" if suffix else "")
 
 
 def publish_run_results(run_id: str) -> None:
@@ -72,148 +65,3 @@ def _publish(run_id: str) -> None:
     )
     for event in run_events(record, timeline, figures):
         emit_event(**event)
-
-
-def _iso(at: datetime | None) -> str:
-    return "" if at is None else at.isoformat(timespec="seconds")
-
-
-def _figure_text(figure: Figure) -> str:
-    return format_duration(figure.value) if figure.value is not None else f"unknown: {figure.unknown_reason}"
-
-
-def _rto_line(timeline: Timeline, figures: RunFigures) -> str:
-    rto = format_duration(timeline.rto)
-    if figures.rto_attained is None or figures.rto_margin is None:
-        why = "no RTO set" if timeline.rto is None else f"time to recover {_figure_text(figures.ttr)}"
-        return f"RTO {rto}: not known ({why})"
-    took = format_duration(figures.ttr.value)
-    if figures.rto_attained:
-        return f"RTO {rto} attained: recovered in {took}, {format_duration(figures.rto_margin)} to spare"
-    return f"RTO {rto} MISSED by {format_duration(-figures.rto_margin)}: recovered in {took}"
-
-
-def _mtpd_line(timeline: Timeline, figures: RunFigures) -> str:
-    if figures.mtpd_breached is None:
-        return f"MTPD {format_duration(timeline.mtpd)}: not known"
-    return f"MTPD {format_duration(timeline.mtpd)} {'BREACHED' if figures.mtpd_breached else 'not breached'}"
-
-
-def timeline_table(timeline: Timeline, figures: RunFigures) -> list[dict[str, Any]]:
-    """The rows of the table artifact: milestones in time order, steps, then the figures."""
-    rows: list[dict[str, Any]] = []
-    for mark in sorted(timeline.marks, key=lambda m: m.at):
-        rows.append({"kind": "milestone", "name": mark.milestone, "at": _iso(mark.at), "duration": "", "detail": ""})
-    steps = sorted(timeline.steps, key=lambda s: (s.started_at is None, s.started_at or datetime.min, s.step_id))
-    for step in steps:
-        took = figures.step_durations.get(step.step_id)
-        rows.append(
-            {
-                "kind": "step",
-                "name": step.step_id,
-                "at": _iso(step.started_at),
-                "duration": format_duration(took.value) if took is not None and took.value is not None else "",
-                "detail": f"{step.phase} {step.kind}: {step.status}",
-            }
-        )
-    for definition in FIGURES:
-        figure: Figure = getattr(figures, definition.attribute)
-        rows.append(
-            {
-                "kind": "figure",
-                "name": definition.label,
-                "at": "",
-                "duration": format_duration(figure.value) if figure.value is not None else "",
-                "detail": "" if figure.value is not None else f"unknown: {figure.unknown_reason}",
-            }
-        )
-    rows.append(
-        {
-            "kind": "target",
-            "name": "RTO",
-            "at": "",
-            "duration": format_duration(timeline.rto),
-            "detail": _rto_line(timeline, figures),
-        }
-    )
-    rows.append(
-        {
-            "kind": "target",
-            "name": "MTPD",
-            "at": "",
-            "duration": format_duration(timeline.mtpd),
-            "detail": _mtpd_line(timeline, figures),
-        }
-    )
-    return rows
-
-
-def summary_markdown(record: RunRecord, timeline: Timeline, figures: RunFigures) -> str:
-    """The markdown artifact: RTO attained or missed, MTPD, and the "time to ..." figures."""
-    lines = [
-        f"# {record.runbook_title}: run {record.short_id} ({record.mode}, {record.status})",
-        "",
-        f"**{_rto_line(timeline, figures)}**",
-        "",
-        f"**{_mtpd_line(timeline, figures)}**",
-        "",
-        "| figure | value |",
-        "|---|---|",
-    ]
-    for definition in FIGURES:
-        lines.append(f"| {definition.label} | {_figure_text(getattr(figures, definition.attribute))} |")
-    basis = figures.ttr_basis or "-"
-    lines += [
-        "",
-        f"Time to recover counts from {basis} to recovered (MBCO reached). "
-        f"Runbook `{record.runbook_id}`; services: {', '.join(record.services) or '-'}.",
-    ]
-    if figures.problems:
-        lines += ["", "Problems in the timeline:", *(f"- {problem}" for problem in figures.problems)]
-    return "\n".join(lines) + "\n"
-
-
-def _seconds(value: timedelta | None) -> float | None:
-    return None if value is None else value.total_seconds()
-
-
-def run_events(record: RunRecord, timeline: Timeline, figures: RunFigures) -> list[dict[str, Any]]:
-    """The events of a finished run, as keyword arguments for ``emit_event``."""
-    resource = {
-        "prefect.resource.id": f"bcm.run.{record.id}",
-        "prefect.resource.name": f"{record.runbook_id}/{record.mode}/{record.short_id}",
-        "bcm.mode": record.mode,
-        "bcm.runbook": record.runbook_id,
-        "bcm.status": record.status,
-        "bcm.services": ",".join(record.services),
-    }
-    related = [
-        *({"prefect.resource.id": f"bcm.service.{s}", "prefect.resource.role": "service"} for s in record.services),
-        {"prefect.resource.id": f"bcm.runbook.{record.runbook_id}", "prefect.resource.role": "runbook"},
-        {"prefect.resource.id": f"bcm.mode.{record.mode}", "prefect.resource.role": "mode"},
-    ]
-    payload = {
-        "status": record.status,
-        **{f"{f.key}_s": _seconds(getattr(figures, f.attribute).value) for f in SUMMARISED_FIGURES},
-        "time_to_recover_from": figures.ttr_basis,
-        "rto_s": _seconds(timeline.rto),
-        "rto_attained": figures.rto_attained,
-        "rto_margin_s": _seconds(figures.rto_margin),
-        "mtpd_s": _seconds(timeline.mtpd),
-        "mtpd_breached": figures.mtpd_breached,
-        "summary": _rto_line(timeline, figures),
-    }
-    events: list[dict[str, Any]] = [
-        {
-            "event": f"bcm.milestone.{mark.milestone}",
-            "resource": resource,
-            "related": related,
-            "occurred": mark.at,
-            "payload": {"milestone": mark.milestone, "at": mark.at.isoformat()},
-        }
-        for mark in sorted(timeline.marks, key=lambda m: m.at)
-    ]
-    if figures.rto_attained is False:
-        events.append({"event": "bcm.rto.breached", "resource": resource, "related": related, "payload": payload})
-    events.append({"event": "bcm.run.completed", "resource": resource, "related": related, "payload": payload})
-    return events

@@ -14,7 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventResourceFilter
 
 from bcm.durations import format_duration
-from flows.publish import artifact_key
+from bcm.reports.run_summary import artifact_key
 from tests.engine.conftest import BcmEnv, engine_runbook
 
 pytestmark = pytest.mark.prefect
