@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from bcm.comms.interactivity import create_app
+from bcm.cli.slack_app import create_app
 from bcm.comms.slack import sign_request
 from bcm.config import load_settings
 from bcm.testing.slack_standin import SlackStandIn
@@ -221,10 +221,10 @@ def test_cadence_reminder_tells_the_commander_when_the_last_update_went_out(
 
 def test_slash_command_starts_a_real_background_run(slack_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no deployment for the runbook, `/bcm run` starts `bcm run` in the background; the run happens."""
-    from bcm.cli import _trigger_run
+    from bcm.cli.slack import trigger_run
 
     monkeypatch.setenv("PREFECT_API_URL", slack_env.api_url)  # the background process uses the test server
-    app = create_app(settings=load_settings(), signing_secret=SECRET, trigger=_trigger_run)
+    app = create_app(settings=load_settings(), signing_secret=SECRET, trigger=trigger_run)
     with serving(app) as url:
         body = urllib.parse.urlencode({"command": "/bcm", "text": "run cadence --exercise", "user_id": "U01BARB"})
         answer = post_signed(f"{url}/slack/commands", body).json()["text"]

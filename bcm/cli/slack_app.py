@@ -1,10 +1,11 @@
 """Slack interactivity and the slash command: approvals by button, `/bcm run`, `/bcm status`.
 
-Every request's signature and timestamp are verified (stale requests are refused by slack_sdk's
-verifier; a request seen before is refused as a replay). A button click from someone who holds the
-step's role records the decision and resumes the paused flow run; anyone else gets an ephemeral
-refusal. The app takes its Prefect-facing parts (resuming a flow run, starting a run) as
-callables, so this module does not import Prefect.
+The ASGI app behind ``bcm slack serve``: an entry point like the command line, so it lives next to
+it and may use the engine (``bcm.comms`` does not). Every request's signature and timestamp are
+verified (stale requests are refused by slack_sdk's verifier; a request seen before is refused as a
+replay). A button click from someone who holds the step's role records the decision and resumes
+the paused flow run; anyone else gets an ephemeral refusal. The app takes its Prefect-facing parts
+(starting a run) as callables, so this module does not import Prefect.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from bcm.store import Store
 REPLAY_WINDOW_S = 5 * 60
 #: Roles allowed to start a real run from Slack (besides the runbook's owner).
 TRIGGER_ROLES = ("incident_commander",)
+USAGE = "Usage: `/bcm run RUNBOOK [--exercise] key=value ...` or `/bcm status RUN`"
+RUN_USAGE = "Usage: `/bcm run RUNBOOK [--exercise] key=value ...`"
 
 Trigger = Callable[..., None]
 
@@ -80,18 +83,37 @@ def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> 
         signing_secret: the Slack app's signing secret.
         trigger: starts a run: ``trigger(runbook_path, parameters, mode=, triggered_by=, run_id=)``.
     """
-    replays = ReplayGuard()
+    endpoints = _Endpoints(settings=settings, signing_secret=signing_secret, trigger=trigger)
+    return Starlette(
+        routes=[
+            Route("/slack/interactivity", endpoints.interactivity, methods=["POST"]),
+            Route("/slack/commands", endpoints.commands, methods=["POST"]),
+            Route("/healthz", _health, methods=["GET"]),
+        ]
+    )
 
-    async def verified(request: Request) -> bytes | Response:
+
+class _Endpoints:
+    """The request handlers of one app, sharing its configuration and its replay guard."""
+
+    def __init__(self, *, settings: Settings, signing_secret: str, trigger: Trigger) -> None:
+        self.settings = settings
+        self.signing_secret = signing_secret
+        self.trigger = trigger
+        self.replays = ReplayGuard()
+
+    async def verified(self, request: Request) -> bytes | Response:
+        """The request's body, or the refusal when its signature is invalid, stale or replayed."""
         body = await request.body()
-        if not verify_request(signing_secret, body, request.headers):
+        if not verify_request(self.signing_secret, body, request.headers):
             return PlainTextResponse("invalid or stale Slack signature", status_code=401)
-        if not replays.first_time(request.headers.get("x-slack-signature", "")):
+        if not self.replays.first_time(request.headers.get("x-slack-signature", "")):
             return PlainTextResponse("replayed request", status_code=401)
         return body
 
-    async def interactivity(request: Request) -> Response:
-        body = await verified(request)
+    async def interactivity(self, request: Request) -> Response:
+        """A button click: answered at once (Slack waits 3 s at most), handled in the background."""
+        body = await self.verified(request)
         if isinstance(body, Response):
             return body
         try:
@@ -100,15 +122,17 @@ def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> 
             return PlainTextResponse("expected a form field 'payload' with JSON", status_code=400)
         if payload.get("type") != "block_actions" or not payload.get("actions"):
             return Response(status_code=200)
-        return Response(status_code=200, background=BackgroundTask(handle_click, payload))
+        return Response(status_code=200, background=BackgroundTask(self.handle_click, payload))
 
-    def handle_click(payload: dict[str, Any]) -> None:
+    def handle_click(self, payload: dict[str, Any]) -> None:
+        """Record the clicked decision, update the message; tell the person when the run cannot take it."""
         action = payload["actions"][0]
         try:
             value = json.loads(action.get("value") or "{}")
             run_ref, step_id, approved = str(value["run"]), str(value["step"]), bool(value["approved"])
         except (ValueError, KeyError, TypeError):
             return
+        settings = self.settings
         user = str(payload.get("user", {}).get("id", ""))
         channel = str(payload.get("channel", {}).get("id") or payload.get("container", {}).get("channel_id", ""))
         message_ts = str(payload.get("container", {}).get("message_ts") or payload.get("message", {}).get("ts", ""))
@@ -145,8 +169,9 @@ def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> 
                 f"`bcm resume {run.short_id}` continues it with your decision.",
             )
 
-    async def commands(request: Request) -> Response:
-        body = await verified(request)
+    async def commands(self, request: Request) -> Response:
+        """``/bcm run ...`` and ``/bcm status RUN``; the answer is for the person who typed it only."""
+        body = await self.verified(request)
         if isinstance(body, Response):
             return body
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
@@ -155,19 +180,20 @@ def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> 
         user = form.get("user_id", "")
         try:
             if command.action == "run":
-                text = start_run(command.args, user)
+                text = self.start_run(command.args, user)
             elif command.action == "status" and command.args:
-                text = status_text(command.args[0])
+                text = self.status_text(command.args[0])
             else:
-                text = "Usage: `/bcm run RUNBOOK [--exercise] key=value ...` or `/bcm status RUN`"
+                text = USAGE
         except BcmError as exc:
             text = f":no_entry: {exc}"
         return JSONResponse({"response_type": "ephemeral", "text": text})
 
-    def start_run(args: tuple[str, ...], user: str) -> str:
+    def start_run(self, args: tuple[str, ...], user: str) -> str:
+        """Start a run for ``user`` (a real run only for a holder of a trigger role or the owner)."""
         if not args:
-            return "Usage: `/bcm run RUNBOOK [--exercise] key=value ...`"
-        library = load_library(settings.runbooks)
+            return RUN_USAGE
+        library = load_library(self.settings.runbooks)
         loaded = library.get(args[0])
         mode = "exercise" if "--exercise" in args else "real"
         given = dict(a.split("=", 1) for a in args[1:] if "=" in a)
@@ -180,24 +206,18 @@ def create_app(*, settings: Settings, signing_secret: str, trigger: Trigger) -> 
         if problems:
             return ":no_entry: " + "; ".join(problems)
         run_id = new_run_id()
-        trigger(str(loaded.path), given, mode=mode, triggered_by=f"slack:{user}", run_id=run_id)
+        self.trigger(str(loaded.path), given, mode=mode, triggered_by=f"slack:{user}", run_id=run_id)
         return f":rocket: Starting {mode} run `{run_id[:8]}` of *{rb.title}*. `/bcm status {run_id[:8]}` shows it."
 
-    def status_text(ref: str) -> str:
-        with Store.open(settings.database_url) as store:
+    def status_text(self, ref: str) -> str:
+        """The run's status board as Slack shows it."""
+        with Store.open(self.settings.database_url) as store:
             doc = run_document(store, store.get_run(ref))
         return board_text(board_from_document(doc))
 
-    async def health(_: Request) -> Response:
-        return PlainTextResponse("ok")
 
-    return Starlette(
-        routes=[
-            Route("/slack/interactivity", interactivity, methods=["POST"]),
-            Route("/slack/commands", commands, methods=["POST"]),
-            Route("/healthz", health, methods=["GET"]),
-        ]
-    )
+async def _health(_: Request) -> Response:
+    return PlainTextResponse("ok")
 
 
 def _ephemeral(settings: Settings, channel: str, user: str, text: str) -> None:
