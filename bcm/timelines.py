@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import cast
 
 from bcm.metrics import Mark, Mode, StepTiming, Timeline
-from bcm.spec.loader import Catalog, Library, LoadedRunbook
+from bcm.spec import Catalog, Library, LoadedRunbook
 from bcm.spec.summary import effective_targets
 from bcm.store import RunTargets, Store, TimelineRows, TimelineRun
 from bcm.store.store import paused_gc

@@ -1,16 +1,13 @@
-"""Runbook format version 1: models, loading with source positions, cross-reference checks."""
+"""Runbook format version 1: models, loading with source positions, cross-reference checks.
 
-from bcm.spec.loader import (
-    Catalog,
-    Library,
-    LoadedRunbook,
-    load_catalog,
-    load_library,
-    load_one,
-    load_runbook,
-    load_runbook_text,
-    validate,
-)
+Modules: ``models`` (the format), ``yamlsource`` and ``reading`` (files to YAML documents with a
+source map), ``catalog`` (services and roles), ``validation`` (model errors as problems),
+``outline`` and ``checks`` (syntax, semantics, expressions: every problem at once), ``graph`` (the
+step graph), ``library`` (finding and loading runbooks), ``summary``, ``params``, ``schema``.
+"""
+
+from bcm.spec.catalog import Catalog, load_catalog
+from bcm.spec.library import Library, LoadedRunbook, load_library, load_one, load_runbook, load_runbook_text, validate
 from bcm.spec.models import Runbook, Service, Step
 from bcm.spec.problems import Problem
 

@@ -10,8 +10,13 @@ as readiness checks and form a graph of their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from bcm.spec.models import Runbook
 from bcm.vocabulary import INCIDENT_PHASES
+
+StepNeeds = tuple[str, Sequence[str]]
+"""A step id and the ids its ``needs`` names."""
 
 
 def dependencies(runbook: Runbook, *, phases: tuple[str, ...] = INCIDENT_PHASES) -> dict[str, tuple[str, ...]]:
@@ -20,19 +25,29 @@ def dependencies(runbook: Runbook, *, phases: tuple[str, ...] = INCIDENT_PHASES)
     Unknown ids in ``needs`` are kept (validation reports them); callers that run steps only see
     validated runbooks.
     """
+    return step_dependencies(
+        {phase: [(step.id, step.needs) for step in steps] for phase, steps in runbook.phases.items()},
+        phases=phases,
+    )
+
+
+def step_dependencies(
+    steps: Mapping[str, Sequence[StepNeeds]], *, phases: tuple[str, ...] = INCIDENT_PHASES
+) -> dict[str, tuple[str, ...]]:
+    """:func:`dependencies` from ``(id, needs)`` pairs by phase, as written (checks use it before
+    the runbook is a model)."""
     deps: dict[str, tuple[str, ...]] = {}
-    response_ids = [s.id for s in runbook.phases.response] if "recovery" in phases else []
+    response_ids = [step_id for step_id, _ in steps.get("response", ())] if "recovery" in phases else []
     for phase in phases:
         previous: str | None = None
-        for step in getattr(runbook.phases, phase):
-            if phase == "prevention":
-                wanted = list(step.needs)  # readiness checks are independent unless needs says so
-            else:
-                wanted = list(step.needs) if step.needs else [previous] if previous else []
+        for step_id, needs in steps.get(phase, ()):
+            wanted = list(needs)
+            if not wanted and previous and phase != "prevention":  # readiness checks stand alone
+                wanted = [previous]
             if phase == "recovery":
                 wanted += [r for r in response_ids if r not in wanted]
-            deps[step.id] = tuple(dict.fromkeys(wanted))
-            previous = step.id
+            deps[step_id] = tuple(dict.fromkeys(wanted))
+            previous = step_id
     return deps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,40 +18,59 @@ def coerce_parameter(param: Parameter, value: object) -> str | int | float | boo
     Raises:
         ValueError: with a message saying what was expected.
     """
-    kind = param.type
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"expected a boolean (true/false), got {value!r}")
-    if kind == "integer":
-        if isinstance(value, bool):
-            raise ValueError(f"expected an integer, got {value!r}")
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected an integer, got {value!r}") from None
-    if kind == "number":
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if kind == "enum":
+    if param.type == "enum":
         allowed = param.values or []
         if str(value) not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
         return str(value)
-    if isinstance(value, bool | int | float):
-        return str(value).lower() if isinstance(value, bool) else str(value)
+    return _COERCE[param.type](value)
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, bool):  # YAML's true is not the integer 1
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _number(value: object) -> float:
+    if not isinstance(value, bool):
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number, got {value!r}")
+
+
+def _string(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
     return value
+
+
+_COERCE: dict[str, Callable[[object], str | int | float | bool]] = {
+    "boolean": _boolean,
+    "integer": _integer,
+    "number": _number,
+    "string": _string,
+}
 
 
 def resolve_parameters(runbook: Runbook, given: dict[str, str]) -> tuple[dict[str, object], list[str]]:

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 from typing import Literal
 
 from bcm.durations import format_duration
+from bcm.spec.catalog import Catalog
 from bcm.spec.graph import dependencies
-from bcm.spec.loader import Catalog
 from bcm.spec.models import Parameter, Runbook, Step
 from bcm.templates import when_expression
 from bcm.vocabulary import INCIDENT_PHASES, PHASES

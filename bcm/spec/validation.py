@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from difflib import get_close_matches
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from bcm.spec.problems import Problem
-from bcm.spec.yamlsource import Path_, SourceMap, dotted
+from bcm.spec.problems import Path_, Problem, dotted
+from bcm.spec.yamlsource import SourceMap, YamlDocument
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Checked(Generic[M]):
+    """A document checked against a model.
+
+    Attributes:
+        value: the model instance; None when the document does not validate.
+        problems: every problem the model found, located.
+        reported: the node paths of values the model refused (not of mappings that miss a key or
+            break a rule between keys): later checks say nothing more about them.
+    """
+
+    value: M | None
+    problems: list[Problem]
+    reported: frozenset[Path_] = frozenset()
+
+
+def check_model(model: type[M], doc: YamlDocument, file: str) -> Checked[M]:
+    """Validate the document's data against ``model``; every error becomes a located problem."""
+    if not isinstance(doc.data, dict):
+        not_a_mapping = Problem(file, 1, 1, "", "expected a mapping of keys at the top of the file")
+        return Checked(None, [not_a_mapping], frozenset({()}))
+    try:
+        return Checked(model.model_validate(doc.data), [])
+    except ValidationError as exc:
+        refused = {tuple(e["loc"]) for e in exc.errors(include_url=False) if not isinstance(e["input"], dict)}
+        return Checked(None, model_problems(exc, model, doc.source, file), frozenset(refused | doc.source.reported))
 
 
 def model_problems(
@@ -19,6 +50,8 @@ def model_problems(
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
         loc: Path_ = base + tuple(error["loc"])
+        if any(loc[:n] in source.reported for n in range(1, len(loc) + 1)):
+            continue  # the reader reported this value already (and replaced it)
         kind = error["type"]
         if loc and loc[-1] == "[key]":
             # A bad mapping key (e.g. a parameter name): point at the key itself.

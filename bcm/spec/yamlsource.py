@@ -8,18 +8,18 @@ every key and value in a source map keyed by the path of the node.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
 
-from bcm.spec.problems import Problem
+from bcm.spec.problems import Path_, Problem, dotted
 
 try:  # libyaml is an order of magnitude faster; fall back to the pure-Python composer.
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
-Path_ = tuple[str | int, ...]
 _constructor = yaml.SafeLoader(b"")  # only used to turn scalar nodes into Python values
 
 
@@ -31,6 +31,8 @@ class SourceMap:
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     # Template-bearing scalars written as block scalars start on the line after the indicator.
     block_scalars: set[Path_] = field(default_factory=set)
+    # Values the reader reported and replaced (an unquoted template): nothing more is said of them.
+    reported: set[Path_] = field(default_factory=set)
 
     def locate(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
         """Return the best known position for ``path``: itself, else its nearest ancestor."""
@@ -55,17 +57,6 @@ class YamlDocument:
     source: SourceMap
 
 
-def dotted(path: Path_) -> str:
-    """Render a node path as ``phases.response[1].needs``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]:
     """Parse ``text`` into data and a source map.
 
@@ -87,7 +78,7 @@ def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]
         if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
             ctx = exc.context_mark
             what += f" ({exc.context} that starts at line {ctx.line + 1}, column {ctx.column + 1})"
-        hint = _syntax_hint(text, line)
+        hint = _syntax_hint(exc, text.splitlines())
         problems.append(Problem(file, line, col, "", f"YAML syntax error: {what}{hint}"))
         return None, problems
     except yaml.YAMLError as exc:
@@ -112,14 +103,48 @@ def load_yaml(text: str, file: str) -> tuple[YamlDocument | None, list[Problem]]
     return YamlDocument(data, source), problems
 
 
-def _syntax_hint(text: str, line: int) -> str:
-    lines = text.splitlines()
-    if 0 < line <= len(lines):
-        current = lines[line - 1]
-        if "{{" in current and not current.split(":", 1)[-1].strip().startswith(("'", '"')):
-            return " (a value that starts with '{{' must be quoted: \"{{ ... }}\")"
-        if "\t" in current:
-            return " (tabs are not allowed for indentation: use spaces)"
+_QUOTE_TEMPLATE = "a value that starts with '{{' must be quoted: \"{{ ... }}\""
+_HINTS = {
+    "template": f" ({_QUOTE_TEMPLATE})",
+    "indentation": (
+        " (check the indentation: the keys of one mapping, and the '-' items of one list, start in the same column)"
+    ),
+    "tab": " (tabs are not allowed for indentation: use spaces)",
+    "colon": " (a value that contains ': ' must be quoted)",
+    "after value": " (text follows a quoted value or a closing bracket on the same line: quote the whole value)",
+}
+# A plain `{{` where a value starts: at a `- ` list item, after `key: `, or after `[` or `,` in a flow list.
+_TEMPLATE_VALUE = re.compile(r"(?:^\s*(?:-\s+)*|:\s+|\[(?:[^\]]*,)?\s*)\{\{")
+_QUOTED = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'")
+# A `key: ` (maybe after list dashes) at the start of a line.
+_KEY = re.compile(r"^\s*(?:-\s+)*[^\s#'\"][^:#]*:\s")
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError, lines: list[str]) -> str:
+    """A hint for the mistakes that commonly lie behind what libyaml reports.
+
+    libyaml reports where parsing stopped, which is seldom where the mistake is, so the offending
+    line is read again. An unquoted ``{{`` starting a value reads as a flow mapping and parsing
+    stops after it ("did not find expected key"); a line indented differently from its block
+    stops at its first character ("did not find expected key / '-' indicator") or, when it is
+    indented deeper under a plain value, at its key's colon ("mapping values are not allowed").
+    """
+    mark = exc.problem_mark
+    if mark is None or not 0 <= mark.line < len(lines):
+        return ""
+    current = lines[mark.line]
+    problem = exc.problem or ""
+    if "tab" in problem or current[mark.column : mark.column + 1] == "\t":
+        return _HINTS["tab"]
+    before = _QUOTED.sub('""', current[: mark.column])
+    if _TEMPLATE_VALUE.search(before):
+        return _HINTS["template"]
+    if problem == "mapping values are not allowed in this context":
+        # The colon of a second `key:` on one line is inside a value; the line's first is a key
+        # indented deeper than the plain value above it allows.
+        return _HINTS["colon"] if _KEY.match(before) else _HINTS["indentation"]
+    if problem.startswith("did not find expected") and (exc.context or "").startswith("while parsing a block"):
+        return _HINTS["indentation"] if not before.strip() else _HINTS["after value"]
     return ""
 
 
@@ -127,7 +152,8 @@ def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Probl
     source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if _is_unquoted_template(node):
         # `a: {{ x }}` reads as a mapping inside a mapping: report it once, keep going as text.
-        problems.append(_at(file, node, dotted(path), "a value that starts with '{{' must be quoted: \"{{ ... }}\""))
+        problems.append(_at(file, node, dotted(path), _QUOTE_TEMPLATE))
+        source.reported.add(path)
         return "(unquoted template)"
     if isinstance(node, yaml.MappingNode):
         result: dict[str, object] = {}
@@ -150,7 +176,7 @@ def _build(node: yaml.Node, path: Path_, source: SourceMap, problems: list[Probl
                         file,
                         key_node,
                         dotted(path),
-                        "a value that starts with '{{' must be quoted: \"{{ ... }}\"",
+                        _QUOTE_TEMPLATE,
                     )
                 )
                 continue

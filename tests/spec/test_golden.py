@@ -36,11 +36,11 @@ def test_invalid_runbook_problems_match_golden(case: Path) -> None:
 
 
 def test_runbook_id_used_twice_in_library() -> None:
-    """Two runbooks with one id: the second is reported, naming where the first is."""
+    """Two runbooks with one id: the second is reported at its id key, naming where the first one's is."""
     actual = problems_text([Path("tests/fixtures/dupe-ids")])
     assert actual == (
-        "tests/fixtures/dupe-ids/two.yaml:2:1: id: runbook id 'same-id' is also used by "
-        "tests/fixtures/dupe-ids/one.yaml:2:1: ids must be unique\n"
+        "tests/fixtures/dupe-ids/two.yaml:5:1: id: runbook id 'same-id' is also used by "
+        "tests/fixtures/dupe-ids/one.yaml:3:1: ids must be unique\n"
     )
 
 

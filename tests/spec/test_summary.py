@@ -6,8 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bcm.spec import load_catalog
-from bcm.spec.loader import Catalog
+from bcm.spec import Catalog, load_catalog
 from bcm.spec.models import Runbook
 from bcm.spec.summary import TargetSource, drawn_dependencies, target_sources
 from tests.conftest import FIXTURES

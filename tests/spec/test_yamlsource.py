@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from bcm.spec.problems import Problem
-from bcm.spec.yamlsource import dotted, load_yaml
+import pytest
+
+from bcm.spec.problems import Problem, dotted
+from bcm.spec.yamlsource import load_yaml
 
 
 def test_positions_of_keys_and_values_are_recorded() -> None:
@@ -53,3 +55,57 @@ def test_dotted_paths() -> None:
     """Node paths render as dotted keys with [index] for list items."""
     assert dotted(("phases", "response", 1, "needs", 0)) == "phases.response[1].needs[0]"
     assert dotted(()) == ""
+
+
+INDENT = " (check the indentation: the keys of one mapping, and the '-' items of one list, start in the same column)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "a:\n  b: 1\n   c: '{{ x }}'\n",
+            "f.yaml:3:5: YAML syntax error: mapping values are not allowed in this context" + INDENT,
+        ),
+        (
+            "a:\n  - x\n  b: 1\n",
+            "f.yaml:3:3: YAML syntax error: did not find expected '-' indicator "
+            "(while parsing a block collection that starts at line 2, column 3)" + INDENT,
+        ),
+        (
+            "a: {{ x }} and more\n",
+            "f.yaml:1:12: YAML syntax error: did not find expected key "
+            "(while parsing a block mapping that starts at line 1, column 1) "
+            "(a value that starts with '{{' must be quoted: \"{{ ... }}\")",
+        ),
+        (
+            "run: [echo, {{ x }}/y]\n",
+            "f.yaml:1:20: YAML syntax error: did not find expected ',' or ']' "
+            "(while parsing a flow sequence that starts at line 1, column 6) "
+            "(a value that starts with '{{' must be quoted: \"{{ ... }}\")",
+        ),
+        (
+            "message: Note: {{ x }} here\n",
+            "f.yaml:1:14: YAML syntax error: mapping values are not allowed in this context "
+            "(a value that contains ': ' must be quoted)",
+        ),
+        (
+            'a: "{{ x }}" more\n',
+            "f.yaml:1:14: YAML syntax error: did not find expected key "
+            "(while parsing a block mapping that starts at line 1, column 1) "
+            "(text follows a quoted value or a closing bracket on the same line: quote the whole value)",
+        ),
+        (
+            "a:\n\tb: 1\n",
+            "f.yaml:2:1: YAML syntax error: found character that cannot start any token "
+            "(while scanning for the next token that starts at line 2, column 1) "
+            "(tabs are not allowed for indentation: use spaces)",
+        ),
+    ],
+    ids=["indented-key", "key-among-items", "unquoted-template", "in-flow-list", "colon", "after-quote", "tab"],
+)
+def test_syntax_errors_get_the_hint_that_matches_the_mistake(text: str, message: str) -> None:
+    """The hint follows what libyaml reports and where: quoting only for a plain `{{` that starts a value."""
+    doc, problems = load_yaml(text, "f.yaml")
+    assert doc is None
+    assert [str(p) for p in problems] == [message]
