@@ -22,6 +22,7 @@ from bcm.durations import format_duration
 from bcm.engine.context import RunContext, RunInfo
 from bcm.engine.plan import Plan
 from bcm.errors import TemplateRenderError
+from bcm.kinds.base import model_value
 from bcm.spec import Catalog, LoadedRunbook, Runbook, Step, load_library, load_one, validate
 from bcm.spec.problems import display_path
 from bcm.spec.schema import runbook_schema_text
@@ -244,12 +245,8 @@ def dry_run_document(
 def _rendered_texts(step: Step, context: dict[str, Any]) -> tuple[dict[str, str], bool]:
     """A step's description and texts, rendered where they can be; False when one could not."""
     templates = {"description": describe_step(step)}
-    if step.approve:
-        templates["prompt"] = step.approve.prompt
-    if step.manual:
-        templates["instructions"] = step.manual.instructions
-    if step.notify:
-        templates["message"] = step.notify.message
+    # The texts people read, where the step's kind declares them (a notify message, an approve prompt...).
+    templates.update((name, str(model_value(step, path))) for name, path in step.kind_def.texts.items())
     texts: dict[str, str] = {}
     rendered = True
     for key, template in templates.items():

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from bcm.kinds import PERSON_KINDS
 from bcm.spec.graph import dependencies
 from bcm.spec.models import Runbook, Step
 from bcm.vocabulary import INCIDENT_PHASES
 
-PERSON_KINDS = frozenset({"approve", "manual"})
+__all__ = ["PERSON_KINDS", "Plan", "PlannedStep"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class PlannedStep:
 
     @property
     def needs_person(self) -> bool:
-        """True for approve and manual steps, which wait for a person."""
-        return self.step.kind in PERSON_KINDS
+        """True for steps whose kind waits for a person (approve, manual: ``waits_for_person``)."""
+        return self.step.kind_def.waits_for_person
 
 
 @dataclass(frozen=True)

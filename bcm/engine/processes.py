@@ -6,24 +6,24 @@ it. On hosts without ``/proc`` the start is ``0`` and only the pid is compared.
 
 A ``run:`` step's command runs in a process group of its own, with the kernel told to kill it
 when the thread that started it dies (``PR_SET_PDEATHSIG``, Linux): a ``kill -9`` of the runner
-takes the command with it. Anything the command left running in its group is stopped by
+takes the command with it (:func:`bcm.kinds.processes.die_with_parent`, below the engine because the
+``run`` kind starts the command). Anything the command left running in its group is stopped by
 ``bcm resume`` before the step runs again (:func:`stop_leftover`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_PR_SET_PDEATHSIG = 1
+from bcm.kinds.processes import die_with_parent
+
+__all__ = ["ProcessId", "die_with_parent", "process_id", "stop_leftover"]
 
 
 @dataclass(frozen=True)
@@ -103,33 +103,6 @@ def _exists(pid: int) -> int | None:
     except PermissionError:
         return 0
     return 0
-
-
-def _load_prctl() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name, use_errno=True)
-    prctl = libc.prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return prctl
-
-
-# Resolved once, in the parent: the child between fork and exec must not load libraries.
-_prctl = _load_prctl()
-
-
-def die_with_parent() -> None:
-    """``preexec_fn`` for a step's command: killed (SIGKILL) when the thread that started it dies.
-
-    The thread that starts a command waits for it, so it only dies before the command when the
-    whole runner process does.
-    """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def stop_leftover(process: ProcessId, *, grace_s: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> str:

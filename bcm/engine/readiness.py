@@ -10,7 +10,7 @@ from typing import Any
 from bcm import clock
 from bcm.clock import Clock
 from bcm.comms.notifier import Notifier
-from bcm.engine.actions import ActionEnv, StepOutcome, execute
+from bcm.engine.actions import StepOutcome, action_env, execute
 from bcm.engine.context import RunContext, RunInfo, StepState
 from bcm.engine.plan import Plan
 from bcm.spec.loader import Catalog, LoadedRunbook
@@ -93,7 +93,7 @@ def run_checks(
     """
     ctx = check_context(loaded, catalog, params, now=now)
     plan = Plan.build(loaded.runbook, phases=("prevention",))
-    env = ActionEnv(notifier=notifier)
+    env = action_env(notifier, ctx)
     results: list[CheckResult] = []
     failed: set[str] = set()
     for wave in plan.waves():

@@ -10,79 +10,27 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, model_validator
 
-from bcm.durations import DURATION_PATTERN, parse_duration, to_duration_string
-from bcm.vocabulary import PHASES, STEP_KINDS, Milestone, Severity
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(to_duration_string, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "description": "a duration: 90s, 15m, 4h, 2d"}),
-]
+from bcm.kinds import KINDS, StepKindDef
+from bcm.kinds.approve import ApproveAction as ApproveAction
+from bcm.kinds.base import Duration as Duration
+from bcm.kinds.base import Model as Model
+from bcm.kinds.base import RoleId as RoleId
+from bcm.kinds.base import model_value
+from bcm.kinds.call import EntryPoint
+from bcm.kinds.http import HttpAction as HttpAction
+from bcm.kinds.manual import ManualAction as ManualAction
+from bcm.kinds.notify import NotifyAction as NotifyAction
+from bcm.kinds.run import ArgvItem
+from bcm.vocabulary import PHASES, Milestone, Severity
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
-RoleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 ParamName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 
-
-def _argv_item(value: object) -> object:
-    # YAML reads `[ping, -c, 3]` with an int; an argv is strings, so numbers are taken as written.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-class Model(BaseModel):
-    """Base of every spec model: unknown keys are errors and instances never change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --------------------------------------------------------------------------- step kinds
-
-
-class HttpAction(Model):
-    """An HTTP call; the step fails when the status is not one of ``expect_status``."""
-
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    json_body: Any = Field(default=None, alias="json")
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
-
-
-class NotifyAction(Model):
-    """A stakeholder message to the roles in ``to``."""
-
-    to: list[RoleId] = Field(min_length=1)
-    message: str = Field(min_length=1)
-
-
-class ApproveAction(Model):
-    """A decision by a person holding role ``by``; output ``{approved, by, note, waited_s}``."""
-
-    by: RoleId
-    prompt: str = Field(min_length=1)
-    timeout: Duration | None = None
-    on_timeout: Literal["fail", "continue"] = "fail"
-
-
-class ManualAction(Model):
-    """A task a person in role ``by`` does and confirms."""
-
-    by: RoleId
-    instructions: str = Field(min_length=1)
-    timeout: Duration | None = None
+# --------------------------------------------------------------------------- steps
+# Each kind's configuration model, description, templates and roles are in its module in
+# bcm.kinds; a step has one field per kind (the YAML key), typed with that module's model.
 
 
 class Step(Model):
@@ -90,9 +38,9 @@ class Step(Model):
 
     id: Slug
     title: str | None = None
-    run: list[Annotated[str, BeforeValidator(_argv_item)]] | None = Field(default=None, min_length=1)
+    run: list[ArgvItem] | None = Field(default=None, min_length=1)
     http: HttpAction | None = None
-    call: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
+    call: EntryPoint | None = None
     with_: dict[str, Any] | None = Field(default=None, alias="with")
     notify: NotifyAction | None = None
     approve: ApproveAction | None = None
@@ -109,10 +57,10 @@ class Step(Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kinds = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        kinds = [k for k in KINDS if getattr(self, k, None) is not None]
         if len(kinds) != 1:
             found = f" (found: {', '.join(kinds)})" if kinds else ""
-            raise ValueError(f"a step needs exactly one of {', '.join(STEP_KINDS)}{found}")
+            raise ValueError(f"a step needs exactly one of {', '.join(KINDS)}{found}")
         if self.with_ is not None and self.call is None:
             raise ValueError("'with' gives keyword arguments to 'call' and needs a 'call' key")
         return self
@@ -120,35 +68,35 @@ class Step(Model):
     @property
     def kind(self) -> str:
         """The step kind: run, http, call, notify, approve, manual or wait."""
-        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+        return next(k for k in KINDS if getattr(self, k, None) is not None)
+
+    @property
+    def kind_def(self) -> StepKindDef:
+        """The step's kind in the table (:data:`bcm.kinds.KINDS`)."""
+        return KINDS[self.kind]
 
     @property
     def exercise_behaviour(self) -> str:
         """What the step does in exercise mode (simulate for run/http/call by default)."""
-        if self.exercise is not None:
-            return self.exercise
-        return "simulate" if self.kind in ("run", "http", "call") else "run"
+        return self.exercise if self.exercise is not None else self.kind_def.default_exercise
 
     @property
     def person_role(self) -> str | None:
         """The role that must answer an approve or manual step; None for automated steps."""
-        if self.approve is not None:
-            return self.approve.by
-        return self.manual.by if self.manual is not None else None
+        person = self.kind_def.person
+        return None if person is None else model_value(self, person.role)
 
     @property
     def person_prompt(self) -> str:
         """The question (approve) or instructions (manual) put to the person."""
-        if self.approve is not None:
-            return self.approve.prompt
-        return self.manual.instructions if self.manual is not None else ""
+        person = self.kind_def.person
+        return "" if person is None else str(model_value(self, person.prompt))
 
     @property
     def person_timeout(self) -> timedelta | None:
         """How long an approve or manual step waits for its person."""
-        if self.approve is not None:
-            return self.approve.timeout
-        return self.manual.timeout if self.manual is not None else None
+        person = self.kind_def.person
+        return None if person is None else model_value(self, person.timeout)
 
     @property
     def label(self) -> str:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bcm.durations import parse_duration
+from bcm.kinds import KINDS
+from bcm.kinds.base import values_at
 from bcm.spec.models import Runbook
 from bcm.spec.problems import Path_
 from bcm.vocabulary import PHASES
 
 _RUNBOOK_KEYS = frozenset(field.alias or name for name, field in Runbook.model_fields.items())
-# The step kinds that involve people: each names roles, and the key of its text (a template).
-_PERSON_KINDS = (("notify", "message"), ("approve", "prompt"), ("manual", "instructions"))
 
 
 @dataclass(frozen=True)
@@ -141,27 +141,13 @@ def _step(phase: str, index: int, step: dict[str, object]) -> StepOutline:
     step_id = step.get("id")
     needs = step.get("needs")
     when = step.get("when")
+    templates: list[tuple[Path_, str]] = list(values_at(step, ("title",)))
     roles: list[tuple[Path_, str]] = []
-    templates: list[tuple[Path_, str]] = []
-    title = step.get("title")
-    if isinstance(title, str):
-        templates.append((("title",), title))
-    for j, arg in _strings(step.get("run")):
-        templates.append((("run", j), arg))
-    http = step.get("http")
-    if isinstance(http, dict):
-        _http_templates(http, templates)
-    templates += _nested_strings(step.get("with"), ("with",))
-    for kind, text_key in _PERSON_KINDS:
-        action = step.get(kind)
-        if not isinstance(action, dict):
-            continue
-        if kind == "notify":
-            roles += ((("notify", "to", j), role) for j, role in _strings(action.get("to")))
-        elif isinstance(by := action.get("by"), str):
-            roles.append(((kind, "by"), by))
-        if isinstance(text := action.get(text_key), str):
-            templates.append(((kind, text_key), text))
+    for kind in KINDS.values():  # where each kind has templates and roles: bcm.kinds
+        for path in kind.templates:
+            templates += values_at(step, path)
+        for path in kind.roles:
+            roles += values_at(step, path)
     return StepOutline(
         phase=phase,
         index=index,
@@ -172,27 +158,6 @@ def _step(phase: str, index: int, step: dict[str, object]) -> StepOutline:
         templates=tuple(templates),
         when=when if isinstance(when, str) else None,
     )
-
-
-def _http_templates(http: dict[str, object], templates: list[tuple[Path_, str]]) -> None:
-    url = http.get("url")
-    if isinstance(url, str):
-        templates.append((("http", "url"), url))
-    headers = http.get("headers")
-    if isinstance(headers, dict):
-        templates += ((("http", "headers", name), value) for name, value in headers.items() if isinstance(value, str))
-    templates += _nested_strings(http.get("json"), ("http", "json"))
-
-
-def _nested_strings(value: object, path: Path_) -> Iterator[tuple[Path_, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _nested_strings(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _nested_strings(item, (*path, i))
 
 
 def _get(mapping: dict[str, object], path: Path_) -> object:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from bcm.durations import format_duration
 from bcm.spec.catalog import Catalog
 from bcm.spec.graph import dependencies
 from bcm.spec.models import Parameter, Runbook, Step
@@ -94,21 +93,8 @@ def review_status(runbook: Runbook, today: date) -> tuple[str, date | None]:
 
 
 def describe_step(step: Step) -> str:
-    """One line saying what a step does."""
-    if step.run:
-        return "run " + " ".join(step.run)
-    if step.http:
-        return f"http {step.http.method} {step.http.url}"
-    if step.call:
-        return f"call {step.call}"
-    if step.notify:
-        return f"notify {', '.join(step.notify.to)}"
-    if step.approve:
-        timeout = f", timeout {format_duration(step.approve.timeout)}" if step.approve.timeout else ""
-        return f"approve by {step.approve.by}{timeout}"
-    if step.manual:
-        return f"manual by {step.manual.by}"
-    return f"wait {format_duration(step.wait)}"
+    """One line saying what a step does (its kind's ``describe``, in :mod:`bcm.kinds`)."""
+    return step.kind_def.describe(step)
 
 
 def describe_parameter_type(parameter: Parameter) -> str:
