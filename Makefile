@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup demo test lint typecheck unit bench schema clean
+.PHONY: setup demo test test-fast lint typecheck unit bench schema clean
 
 # Install exactly the tested versions (constraints.txt) into a local virtualenv.
 $(STAMP): pyproject.toml constraints.txt
@@ -39,6 +39,12 @@ unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
+
+# For every change: lint and the tests that need no Prefect server and no PostgreSQL (under a minute).
+# Two workers, not three: these tests use the CPU rather than wait, and each worker's start costs ~5 s of it.
+FAST_WORKERS ?= 2
+test-fast: lint
+	$(BIN)/pytest -n $(FAST_WORKERS) -m "not prefect and not postgres"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py

@@ -29,7 +29,7 @@ from bcm.clock import Clock
 from bcm.comms.notifier import Notifier
 from bcm.durations import format_duration
 from bcm.engine import machine
-from bcm.engine.actions import ActionEnv, StepOutcome, execute, simulate
+from bcm.engine.actions import StepOutcome, action_env, execute, simulate
 from bcm.engine.comms import RunComms
 from bcm.engine.context import RunContext, RunInfo, StepState
 from bcm.engine.liveness import Heartbeat
@@ -45,6 +45,10 @@ from bcm.timelines import runbook_targets
 AUTO_APPROVER = "auto-approve (exercise)"
 #: How long a person step waits when its runbook gives no timeout.
 DEFAULT_PERSON_TIMEOUT = timedelta(days=7)
+#: How often a run looks in the store for decisions on its waiting steps, in seconds.
+DECISION_POLL_S = 0.25
+#: A waiting step reads the clock for its deadline at least this often, in seconds.
+DEADLINE_CHECK_S = 1.0
 
 
 class StepFuture(Protocol):
@@ -177,7 +181,18 @@ class Runner:
         now: Clock = clock.now,
         sleep: Callable[[float], None] | None = None,
         report: Callable[[str], None] = lambda _: None,
+        poll_s: float = DECISION_POLL_S,
+        deadline_check_s: float = DEADLINE_CHECK_S,
     ) -> None:
+        """Prepare the run (nothing is written until :meth:`execute`).
+
+        Args:
+            sleep: how wait steps wait (default: really).
+            report: where to say what a resume found left running.
+            poll_s: how often to look in the store for decisions on waiting steps.
+            deadline_check_s: how often, at least, a waiting step reads ``now`` for its deadline
+                (tests that move their clock by hand pass a small value).
+        """
         self.record = run
         self.request = request
         self.store = store
@@ -185,6 +200,8 @@ class Runner:
         self.notifier = notifier
         self.now = now
         self.report = report
+        self.poll_s = poll_s
+        self.deadline_check_s = deadline_check_s
         self.plan = Plan.build(request.loaded.runbook)
         self.ctx = RunContext(
             loaded=request.loaded,
@@ -194,7 +211,7 @@ class Runner:
             steps={p.id: StepState() for p in self.plan.steps},
         )
         self.comms = RunComms(self.ctx, self.plan, notifier, now=now)
-        self.env = ActionEnv(notifier=notifier, announce=self.comms.notify, started_process=self._started_process)
+        self.env = action_env(notifier, self.ctx, message=self.comms.notify, started_process=self._started_process)
         if sleep is not None:
             self.env.sleep = sleep
         self._status = run.status
@@ -312,7 +329,7 @@ class Runner:
         self.comms.open()
         self.comms.start_watch()
         try:
-            with Heartbeat(self.store, self.record.id, poll=self._poll_decisions, now=self.now):
+            with Heartbeat(self.store, self.record.id, poll=self._poll_decisions, poll_s=self.poll_s, now=self.now):
                 return self._loop()
         finally:
             self.comms.stop_watch()
@@ -467,7 +484,7 @@ class Runner:
             if remaining <= 0:
                 decision = self._time_out(planned, started, deadline)
                 break
-            if event.wait(min(remaining, 1.0)):
+            if event.wait(min(remaining, self.deadline_check_s)):
                 with self._lock:
                     decision = self._found.get(step_id)
         with self._lock:
