@@ -251,8 +251,8 @@ class TimelineRows:
         steps: per run id, ``(step_id, phase, kind, status, started_at, ended_at)``; empty unless
             steps were asked for.
         waits: per run id and step id, the seconds an approval or manual step waited for a person.
-        updates: per run id, when stakeholder messages (outbox kinds ``notify`` and ``status``) went
-            out (delivered, else queued).
+        updates: per run id, when stakeholder updates (outbox kinds in ``bcm.vocabulary.UPDATE_KINDS``)
+            went out (delivered, else queued).
     """
 
     runs: list[TimelineRun]

@@ -1,4 +1,4 @@
-"""The store's tables as they are now: what the queries in ``bcm.store.store`` are written against.
+"""The store's tables as they are now: what the table modules' queries (``bcm.store.runs``, ...) are written against.
 
 This is the present; ``bcm.store.migrations`` is the history that builds it. A migration changing a
 table changes it here too, and ``tests/store/test_migrations.py`` fails when the two disagree.

@@ -1,7 +1,8 @@
-"""Column types shared by the schema and the migrations, and the JSON helpers the store writes with."""
+"""Column types shared by the schema and the migrations, and the value helpers the store writes with."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime
 from typing import Any
@@ -68,6 +69,16 @@ def canonical_json(value: object) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
     )
+
+
+def sha256_json(value: object) -> str | None:
+    """The sha256 of ``value``'s canonical JSON (``None`` for ``None``): what the audit keeps of bulky data."""
+    return None if value is None else hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def optional_utc(value: datetime | None) -> datetime | None:
+    """``as_utc`` for a time that may not be known yet."""
+    return None if value is None else as_utc(value)
 
 
 def truncate_text(text: str) -> str:

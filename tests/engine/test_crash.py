@@ -187,7 +187,9 @@ def _status(env: BcmEnv, run_id: str) -> str:
         run = store.get_run(run_id)
     if step is None:
         return "-"
-    return "waiting" if (step.status, run.status) == ("waiting", "waiting") else step.status
+    if step.status == "waiting" and run.status != "waiting":
+        return "step waiting, run not yet"
+    return step.status
 
 
 def _children(parent: int, name: str) -> list[int]:

@@ -3,7 +3,6 @@ milestones carry the decision's time; a failed step fixed on resume leaves no st
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
@@ -114,49 +113,3 @@ def test_many_pending_steps_each_take_their_own_decision(bcm_env: BcmEnv, tmp_pa
     assert released_while_others_wait == [True] * len(ids)
     steps = bcm_env.steps(run_id)
     assert [steps[s].output["note"] for s in ids] == ids
-
-
-def test_failed_step_fixed_on_resume_leaves_no_old_error(bcm_env: BcmEnv, tmp_path: Path) -> None:
-    """A step that failed, then succeeded when the run was resumed, no longer carries the old error,
-    nor does the run."""
-    gate = tmp_path / "gate"
-    run_id = uuid.uuid4().hex
-    state, _ = bcm_env.run(engine_runbook("fails-then-fixed"), parameters={"gate": str(gate)}, run_id=run_id)
-    assert state.is_failed()
-    with bcm_env.store() as store:
-        failed = store.get_run(run_id)
-    assert failed.error == "step 'needs-gate' exit code 1: gate is closed"
-    gate.touch()
-    state, _ = bcm_env.run(engine_runbook("fails-then-fixed"), run_id=run_id, resume=True)
-    assert state.is_completed()
-    with bcm_env.store() as store:
-        run = store.get_run(run_id)
-        step = store.get_step(run_id, "needs-gate")
-    assert (run.status, run.error) == ("succeeded", None)
-    assert step is not None and (step.status, step.error, step.attempts) == ("succeeded", None, 2)
-
-
-def test_heartbeat_is_written_while_the_run_waits(bcm_env: BcmEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While a person decides, the runner keeps writing its heartbeat, and the run reads as alive."""
-    from bcm.engine import liveness
-
-    monkeypatch.setattr(liveness, "HEARTBEAT_S", 0.5)
-    run_id = uuid.uuid4().hex
-    beats: list[object] = []
-
-    def people() -> None:
-        bcm_env.wait_for_step(run_id, "confirm", "waiting")
-        for _ in range(3):
-            threading.Event().wait(0.7)
-            with bcm_env.store() as store:
-                run = store.get_run(run_id)
-            beats.append(run.heartbeat_at)
-            assert liveness.assess(run).state == "alive"
-        with bcm_env.store() as store:
-            decide(store, run_id, "confirm", who="Alan Turing", approve=True, note=None, library_root=FIXTURES)
-
-    helper = bcm_env.in_background(people)
-    state, _ = bcm_env.run(engine_runbook("crash-decide"), run_id=run_id)
-    join_checked(helper)
-    assert state.is_completed()
-    assert len(set(beats)) == 3  # a new heartbeat each time

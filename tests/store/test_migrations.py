@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, select
+from sqlalchemy import Column, Connection, Float, Integer, MetaData, Table, Text, insert, inspect, select
 
 from bcm.errors import IncompatibleSchema
-from bcm.store import Store
+from bcm.store import MarkRecord, RunRecord, RunTargets, StepRecord, Store
 from bcm.store.engine import create_store_engine
 from bcm.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 from bcm.store.schema import metadata
+from bcm.store.types import UTCDateTime, json_type
+
+from .conftest import T0
 
 APPLIED = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -128,3 +131,168 @@ def test_migrated_database_matches_the_live_schema(db_url: str) -> None:
         assert set(found.get_table_names()) == {*metadata.tables, "schema_version"}
     finally:
         engine.dispose()
+
+
+def _v4_tables() -> tuple[Table, Table, Table]:
+    """``runs``, ``step_runs`` and ``marks`` as migrations 1-4 left them (before runner liveness)."""
+    md = MetaData()
+    v4_runs = Table(
+        "runs",
+        md,
+        *(Column(name, Text) for name in ("id", "runbook_id", "runbook_title", "runbook_hash", "runbook_path", "mode")),
+        Column("parameters", json_type()),
+        Column("triggered_by", Text),
+        Column("services", json_type()),
+        *(Column(name, Text) for name in ("severity", "status", "flow_run_id", "error")),
+        Column("started_at", UTCDateTime),
+        Column("ended_at", UTCDateTime),
+        *(Column(name, Float) for name in ("rto_s", "rpo_s", "mtpd_s", "data_loss_s", "cadence_s")),
+        Column("source", Text),
+        Column("milestones", Text),
+    )
+    v4_steps = Table(
+        "step_runs",
+        md,
+        *(Column(name, Text) for name in ("run_id", "step_id", "phase", "kind", "status")),
+        Column("attempts", Integer),
+        Column("started_at", UTCDateTime),
+        Column("ended_at", UTCDateTime),
+        Column("output", json_type()),
+        *(Column(name, Text) for name in ("error", "actor", "reason")),
+    )
+    v4_marks = Table(
+        "marks",
+        md,
+        Column("run_id", Text),
+        Column("milestone", Text),
+        Column("at", UTCDateTime),
+        Column("source", Text),
+    )
+    return v4_runs, v4_steps, v4_marks
+
+
+def test_database_at_version_4_opens_and_reads_back(db_url: str) -> None:
+    """A database left at version 4 with rows written the old way opens, gets only migration 5, reads back whole."""
+    run_id = "0f" * 16
+    later = APPLIED + timedelta(days=30)
+    engine = create_store_engine(db_url)
+    try:
+        assert migrate(engine, migrations=MIGRATIONS[:4], clock=lambda: APPLIED) == [1, 2, 3, 4]
+        v4_runs, v4_steps, v4_marks = _v4_tables()
+        with engine.begin() as conn:
+            conn.execute(
+                insert(v4_runs).values(
+                    id=run_id,
+                    runbook_id="dc-power-loss",
+                    runbook_title="Data centre power loss",
+                    runbook_hash="ab" * 32,
+                    runbook_path="runbooks/dc-power-loss.yaml",
+                    mode="real",
+                    parameters={"site": "lon1"},
+                    triggered_by="alice",
+                    services=["voice-core", "sip-edge"],
+                    severity="sev1",
+                    status="succeeded",
+                    flow_run_id="flow-9",
+                    error=None,
+                    started_at=T0,
+                    ended_at=T0 + timedelta(hours=2),
+                    rto_s=14_400.0,
+                    rpo_s=900.0,
+                    mtpd_s=None,
+                    data_loss_s=None,
+                    cadence_s=1_800.0,
+                    source="engine",
+                    milestones='{"detected":"2026-05-01T09:04:00.000000+00:00"}',
+                )
+            )
+            conn.execute(
+                insert(v4_steps).values(
+                    run_id=run_id,
+                    step_id="drain",
+                    phase="response",
+                    kind="http",
+                    status="succeeded",
+                    attempts=1,
+                    started_at=T0 + timedelta(minutes=5),
+                    ended_at=T0 + timedelta(minutes=6),
+                    output={"status": 202},
+                    error=None,
+                    actor=None,
+                    reason=None,
+                )
+            )
+            conn.execute(
+                insert(v4_marks).values(run_id=run_id, milestone="detected", at=T0 + timedelta(minutes=4), source="cli")
+            )
+    finally:
+        engine.dispose()
+
+    with Store.open(db_url, clock=lambda: later) as store:
+        assert _versions(db_url) == [(v, name, APPLIED if v <= 4 else later) for v, name, _ in HISTORY]
+        expected = RunRecord(
+            id=run_id,
+            runbook_id="dc-power-loss",
+            runbook_title="Data centre power loss",
+            runbook_hash="ab" * 32,
+            runbook_path="runbooks/dc-power-loss.yaml",
+            mode="real",
+            parameters={"site": "lon1"},
+            triggered_by="alice",
+            services=("voice-core", "sip-edge"),
+            severity="sev1",
+            status="succeeded",
+            flow_run_id="flow-9",
+            error=None,
+            started_at=T0,
+            ended_at=T0 + timedelta(hours=2),
+            targets=RunTargets(rto=timedelta(hours=4), rpo=timedelta(minutes=15), cadence=timedelta(minutes=30)),
+            source="engine",
+            runner=None,
+            heartbeat_at=None,
+        )
+        assert store.get_run(run_id) == expected
+        assert store.get_run("0F0F0F0F") == expected
+        assert store.list_runs() == [expected]
+        assert store.get_steps(run_id) == [
+            StepRecord(
+                run_id=run_id,
+                step_id="drain",
+                phase="response",
+                kind="http",
+                status="succeeded",
+                attempts=1,
+                started_at=T0 + timedelta(minutes=5),
+                ended_at=T0 + timedelta(minutes=6),
+                output={"status": 202},
+                error=None,
+                actor=None,
+                reason=None,
+                process=None,
+            )
+        ]
+        assert store.get_marks(run_id) == [
+            MarkRecord(run_id=run_id, milestone="detected", at=T0 + timedelta(minutes=4), source="cli")
+        ]
+        rows = store.list_timeline_rows(run_ids=[run_id], steps=True)
+        assert [(run.id, run.services, run.targets) for run in rows.runs] == [
+            (run_id, ("voice-core", "sip-edge"), expected.targets)
+        ]
+        assert rows.marks == {run_id: [("detected", T0 + timedelta(minutes=4))]}
+        assert rows.steps == {
+            run_id: [("drain", "response", "http", "succeeded", T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))]
+        }
+
+        # The old rows take the new writes: liveness (migration 5) and a mark joining the copied ones.
+        store.claim_runner(run_id, runner="host-a/4242/99", at=T0 + timedelta(hours=3))
+        assert store.add_mark(run_id, "recovered", T0 + timedelta(hours=1), "cli")
+        assert (store.get_run(run_id).runner, store.get_run(run_id).heartbeat_at) == (
+            "host-a/4242/99",
+            T0 + timedelta(hours=3),
+        )
+        assert store.list_timeline_rows(run_ids=[run_id]).marks[run_id] == [
+            ("detected", T0 + timedelta(minutes=4)),
+            ("recovered", T0 + timedelta(hours=1)),
+        ]
+        assert [entry["kind"] for entry in store.export_audit()] == ["run.runner", "mark.added"]
+        assert store.verify_audit().ok

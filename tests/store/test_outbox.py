@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bcm.store import Store
-from tests.store.conftest import MakeRun
+from tests.store.conftest import T0, MakeRun
 
 
 def test_enqueue_is_idempotent_by_key(store: Store, make_run: MakeRun) -> None:
@@ -45,3 +47,19 @@ def test_permanent_failure_is_final_and_audited(store: Store) -> None:
     kinds = [(e["kind"], e["data"]["key"]) for e in store.export_audit() if e["kind"].startswith("message.")]
     assert kinds == [("message.failed", "bad"), ("message.sent", "good")]
     assert store.verify_audit().ok
+
+
+def test_a_claim_is_exclusive_until_it_goes_stale(db_url: str) -> None:
+    """claim_message takes a pending message once; a claim older than stale_after_s is taken over."""
+    clock = [T0]
+    with Store.open(db_url, clock=lambda: clock[0]) as store:
+        store.enqueue_message("m1", kind="notify", payload={})
+        assert store.claim_message("m1") is True
+        assert store.claim_message("m1") is False
+        assert [m.key for m in store.list_messages(status="undelivered")] == ["m1"]
+        assert store.list_messages(status="pending") == []
+        clock[0] = T0 + timedelta(seconds=301)
+        assert store.claim_message("m1", stale_after_s=300.0) is True
+        store.mark_message_delivered("m1", result={"ts": "1.0"})
+        assert store.claim_message("m1", stale_after_s=0.0) is False
+        assert store.list_messages(status="undelivered") == []

@@ -134,3 +134,61 @@ def test_update_unknown_run_raises(store: Store) -> None:
     """update_run on an id no run has raises RunNotFound."""
     with pytest.raises(RunNotFound):
         store.update_run("ff" * 16, status="succeeded")
+
+
+def test_list_runs_filters_by_status(store: Store, make_run: MakeRun) -> None:
+    """list_runs with statuses keeps only runs in one of them; an empty collection keeps none."""
+    make_run(run_id="01" * 16, status="running", started_at=T0)
+    make_run(run_id="02" * 16, status="waiting", started_at=T0 + timedelta(hours=1))
+    make_run(run_id="03" * 16, status="succeeded", started_at=T0 + timedelta(hours=2))
+    assert [r.id[:2] for r in store.list_runs(statuses={"running", "waiting"})] == ["02", "01"]
+    assert store.list_runs(statuses=()) == []
+
+
+def test_clear_error_forgets_the_error_and_audits_no_status_change(store: Store, make_run: MakeRun) -> None:
+    """clear_error empties the run's error; a status change audits from, to, end time and the error given."""
+    run = make_run()
+    store.update_run(run.id, status="failed", error="step drain-traffic failed")
+    store.update_run(run.id, clear_error=True)
+    assert store.get_run(run.id).error is None
+    store.update_run(run.id, status="running", clear_error=True)
+    assert [(e["kind"], e["data"]) for e in store.export_audit(run_id=run.id)][1:] == [
+        (
+            "run.status_changed",
+            {"from": "running", "to": "failed", "ended_at": None, "error": "step drain-traffic failed"},
+        ),
+        ("run.status_changed", {"from": "failed", "to": "running", "ended_at": None, "error": None}),
+    ]
+
+
+def test_claim_runner_is_audited_and_heartbeat_is_not(store: Store, make_run: MakeRun) -> None:
+    """claim_runner stores the runner and its first heartbeat (audited); heartbeat moves the time only."""
+    run = make_run()
+    store.claim_runner(run.id, runner="host-a/4242/99", at=T0 + timedelta(seconds=1))
+    store.heartbeat(run.id, at=T0 + timedelta(seconds=6))
+    got = store.get_run(run.id)
+    assert (got.runner, got.heartbeat_at) == ("host-a/4242/99", T0 + timedelta(seconds=6))
+    entries = store.export_audit(run_id=run.id)
+    assert [e["kind"] for e in entries] == ["run.created", "run.runner"]
+    assert entries[1]["data"] == {"runner": "host-a/4242/99"}
+    with pytest.raises(RunNotFound):
+        store.claim_runner("ff" * 16, runner="host-a/1/1", at=T0)
+
+
+def test_naive_times_are_refused_before_writing(store: Store, make_run: MakeRun) -> None:
+    """A time without an offset raises ValueError and writes nothing, audit included."""
+    run = make_run()
+    naive = datetime(2026, 5, 1, 9, 0)
+    with pytest.raises(ValueError, match=r"^time 2026-05-01T09:00:00 has no UTC offset$"):
+        store.update_run(run.id, status="succeeded", ended_at=naive)
+    with pytest.raises(ValueError, match=r"^time 2026-05-01T09:00:00 has no UTC offset$"):
+        make_run(run_id="ee" * 16, started_at=naive)
+    assert store.get_run(run.id).status == "running"
+    assert [r.id for r in store.list_runs()] == [run.id]
+    assert [e["kind"] for e in store.export_audit()] == ["run.created"]
+
+
+def test_writable_store_passes_the_check(store: Store) -> None:
+    """check_writable returns quietly on a writable database and leaves no trace in the audit chain."""
+    store.check_writable()
+    assert store.export_audit() == []

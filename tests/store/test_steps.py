@@ -120,3 +120,48 @@ def test_step_for_unknown_run_raises(store: Store) -> None:
     """upsert_step for a run that does not exist raises RunNotFound."""
     with pytest.raises(RunNotFound):
         store.upsert_step("ff" * 16, "declare", phase="communication", kind="notify", status="pending")
+
+
+def test_fresh_attempt_clears_what_the_last_one_left(store: Store, make_run: MakeRun) -> None:
+    """fresh=True clears end time, output, error, actor, reason and process; attempts and start stay."""
+    run = make_run()
+    store.upsert_step(
+        run.id,
+        "restart-db",
+        phase="recovery",
+        kind="run",
+        status="failed",
+        attempts=1,
+        started_at=T0,
+        ended_at=T0 + timedelta(minutes=1),
+        output={"exit": 1},
+        error="exit status 1",
+        actor="engine",
+        reason="timeout",
+        process="host-a/4242/99",
+    )
+    store.upsert_step(run.id, "restart-db", phase="recovery", kind="run", status="running", fresh=True)
+    assert store.get_step(run.id, "restart-db") == StepRecord(
+        run_id=run.id,
+        step_id="restart-db",
+        phase="recovery",
+        kind="run",
+        status="running",
+        attempts=1,
+        started_at=T0,
+        ended_at=None,
+        output=None,
+        error=None,
+        actor=None,
+        reason=None,
+        process=None,
+    )
+
+
+def test_each_finished_status_reached_is_audited_once(store: Store, make_run: MakeRun) -> None:
+    """step.finished is appended when a finished status is reached, not again for the same status."""
+    run = make_run()
+    for status in ("running", "failed", "failed", "running", "succeeded", "succeeded"):
+        store.upsert_step(run.id, "restart-db", phase="recovery", kind="run", status=status)
+    finished = [e["data"]["status"] for e in store.export_audit(run_id=run.id) if e["kind"] == "step.finished"]
+    assert finished == ["failed", "succeeded"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bcm.errors import AlreadyDecided, RunNotFound
-from bcm.store import ApprovalRecord, CheckRecord, MarkRecord, Store
+from bcm.store import ApprovalRecord, CheckRecord, MarkRecord, Store, TimelineRows
 
 from .conftest import T0, MakeRun
 
@@ -97,3 +97,49 @@ def test_checks_listed_newest_first(store: Store, make_run: MakeRun) -> None:
         )
     ]
     assert checks[0].run_id == run.id
+
+
+def test_only_a_timed_out_approval_is_reopened(store: Store, make_run: MakeRun) -> None:
+    """reopen_approval forgets a timed-out decision (audited) and never one a person made."""
+    run = make_run()
+    store.record_approval(run.id, "go", by="engine", decision="timed_out", note=None, waited_s=600.0, at=T0)
+    store.record_approval(run.id, "fuel", by="bob", decision="approved", note=None, waited_s=5.0, at=T0)
+    assert set(store.get_approvals(run.id)) == {"go", "fuel"}
+    assert store.reopen_approval(run.id, "go") is True
+    assert store.reopen_approval(run.id, "go") is False
+    assert store.reopen_approval(run.id, "fuel") is False
+    assert store.get_approvals(run.id) == {"fuel": store.get_approval(run.id, "fuel")}
+    reopened = [e["data"] for e in store.export_audit(run_id=run.id) if e["kind"] == "approval.reopened"]
+    assert reopened == [{"step_id": "go", "was": "timed_out", "timed_out_at": "2026-05-01T09:00:00.000000+00:00"}]
+    assert store.verify_audit().ok
+
+
+def test_timeline_rows_filter_by_service_and_window_and_carry_steps_waits_updates(
+    store: Store, make_run: MakeRun
+) -> None:
+    """list_timeline_rows: dry runs never, window and service filters, steps and waits on demand, updates."""
+    a = make_run(run_id="0a" * 16, mode="real", services=["voice-core"], started_at=T0)
+    b = make_run(run_id="0b" * 16, mode="exercise", services=["sip-edge"], started_at=T0 + timedelta(days=1))
+    make_run(run_id="0c" * 16, mode="dry-run", services=["voice-core"], started_at=T0)
+    store.update_run(a.id, status="succeeded", ended_at=T0 + timedelta(hours=1))
+    store.upsert_step(a.id, "page", phase="communication", kind="notify", status="succeeded", started_at=T0)
+    store.record_approval(a.id, "go", by="bob", decision="approved", note=None, waited_s=42.0, at=T0)
+    store.enqueue_message("a/page", kind="notify", payload={}, run_id=a.id, at=T0 + timedelta(minutes=2))
+    store.enqueue_message("a/board", kind="board", payload={}, run_id=a.id, at=T0)
+    store.mark_message_delivered("a/page", result={}, at=T0 + timedelta(minutes=3))
+
+    def ids(rows: TimelineRows) -> list[str]:
+        return [run.id for run in rows.runs]
+
+    assert ids(store.list_timeline_rows()) == [a.id, b.id]
+    assert ids(store.list_timeline_rows(mode="exercise")) == [b.id]
+    assert ids(store.list_timeline_rows(service="voice-core")) == [a.id]
+    assert ids(store.list_timeline_rows(since=T0 + timedelta(hours=2))) == [b.id]
+    assert ids(store.list_timeline_rows(until=T0 + timedelta(hours=2))) == [a.id]
+    assert ids(store.list_timeline_rows(runbook_id="no-such-runbook")) == []
+    plain = store.list_timeline_rows(service="voice-core")
+    assert (plain.steps, plain.waits, plain.updates) == ({}, {}, {a.id: [T0 + timedelta(minutes=3)]})
+    full = store.list_timeline_rows(run_ids=[a.id], steps=True)
+    assert full.steps == {a.id: [("page", "communication", "notify", "succeeded", T0, None)]}
+    assert full.waits == {a.id: {"go": 42.0}}
+    assert full.runs[0].ended_at == T0 + timedelta(hours=1)
