@@ -161,7 +161,10 @@ def parse_time(text: str) -> datetime:
             f"{value!r} is not an ISO 8601 time: write it like 2026-03-29T02:30:00+01:00 or 2026-03-29T01:30:00Z"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"{value!r} has no UTC offset, so it is ambiguous: add one, like {value}+01:00, or Z for UTC")
+        example = value if "T" in value or " " in value else f"{value}T00:00:00"  # a date alone: give a time too
+        raise ValueError(
+            f"{value!r} has no UTC offset, so it is ambiguous: add one, like {example}+01:00, or {example}Z for UTC"
+        )
     return parsed
 
 

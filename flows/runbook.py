@@ -7,6 +7,10 @@ in the store, so people decide in parallel with each other and with automated wo
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -43,10 +47,14 @@ class StepAttemptFailed(Exception):
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def run_step(step_id: str, attempt: Callable[[], StepOutcome]) -> StepOutcome:
-    """One attempt at one step; a failed attempt raises so Prefect applies the step's retries."""
+def run_step(step_id: str, attempt: Callable[[], StepOutcome], retried: bool = True) -> StepOutcome:
+    """One attempt at one step; a failed attempt raises so Prefect applies the step's retries.
+
+    A person step (``retried=False``) returns its outcome, whatever it is: a timeout or a "could
+    not do it" is an answer, not a crash, and must not print a traceback in the commander's terminal.
+    """
     outcome = attempt()
-    if not outcome.ok:
+    if retried and not outcome.ok:
         raise StepAttemptFailed(outcome)
     return outcome
 
@@ -85,7 +93,7 @@ class PrefectExecutor:
                 retries=step.retries,
                 retry_delay_seconds=step.retry_delay.total_seconds(),
             )
-        return _Future(configured.submit(step.id, attempt))
+        return _Future(configured.submit(step.id, attempt, retried=waits_for is None))
 
     def wait_any(self, futures: Sequence[StepFuture]) -> StepFuture:
         by_id = {f.future.task_run_id: f for f in futures if isinstance(f, _Future)}
@@ -114,6 +122,7 @@ def run_runbook(
     resume: bool = False,
     known_times: dict[str, str] | None = None,
     take_over: bool = False,
+    leave_on_signal: bool = False,
 ) -> State[Any] | dict[str, Any]:
     """Run (or resume) a runbook from the library.
 
@@ -128,6 +137,8 @@ def run_runbook(
         known_times: milestones known at trigger (``impact_started``, ``detected``) as ISO 8601
             times with an offset; recorded with source ``trigger``.
         take_over: on resume, go on even when a step's last attempt ran on another host.
+        leave_on_signal: (``bcm run``/``bcm resume`` in a terminal) Ctrl-C or SIGTERM ends the
+            runner at once, leaving the run resumable, instead of waiting for every step in flight.
 
     Returns:
         ``{"run_id", "status"}``, or a Failed state when the run failed.
@@ -180,6 +191,8 @@ def run_runbook(
             except RunNotFound:
                 times = {name: datetime.fromisoformat(at) for name, at in (known_times or {}).items()}
                 record = start_run(store, request, known_times=times)
+        if leave_on_signal:
+            _leave_on_signals(record.short_id)
         store.update_run(record.id, flow_run_id=flow_run_id)
         _tag(flow_run_id, loaded.runbook.id, record.mode, loaded.runbook.severity, loaded.runbook.services)
         notifier = make_notifier(settings, store, catalog)
@@ -191,6 +204,30 @@ def run_runbook(
     if result.status == "failed":
         return Failed(message=f"run {result.run_id[:8]} failed at: {', '.join(result.failed_steps) or 'a step'}")
     return {"run_id": result.run_id, "status": result.status}
+
+
+def _leave_on_signals(short_id: str) -> None:
+    """Ctrl-C or SIGTERM ends this runner now, saying how to go on.
+
+    Everything a run does is in the store as it happens, so leaving at once loses nothing: the run
+    shows as interrupted and ``bcm resume`` continues it with its true times. Waiting instead would
+    hang: the task runner joins its threads, and a person step may wait for days. Step commands die
+    with the runner (PR_SET_PDEATHSIG), the embedded server with its watchdog. Installed in the
+    flow (Prefect puts its own SIGTERM handler in place when the flow starts); main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def leave(signum: int, _frame: object) -> None:
+        sys.stderr.write(
+            f"\ninterrupted: run {short_id} is kept in the store as it was; "
+            f"`bcm resume {short_id}` continues it where it stopped\n"
+        )
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGINT, leave)
+    signal.signal(signal.SIGTERM, leave)
 
 
 def _mark_crashed(flow_run_id: str | None, short_id: str) -> None:

@@ -204,7 +204,7 @@ def test_incident_import_bad_rows_exit_2_and_import_nothing(bcm: Bcm) -> None:
     assert result.stderr.splitlines() == [
         f"{path}:3: service: unknown service 'foo' (known: dns, voice-core)",
         f"{path}:3: impact_started: '2026-02-01' has no UTC offset, so it is ambiguous: add one, like "
-        "2026-02-01+01:00, or Z for UTC",
+        "2026-02-01T00:00:00+01:00, or 2026-02-01T00:00:00Z for UTC",
         f"{path}: 2 problems; nothing was imported",
     ]
     assert json.loads(bcm("metrics", *WINDOW, "--json").stdout)["groups"] == []

@@ -111,7 +111,7 @@ def test_record_reports_every_problem_by_option(store: Store, library: Library) 
     assert str(caught.value).splitlines() == [
         "--service: unknown service 'dnss' (did you mean 'dns'?) (known: dns, voice-core)",
         "--impact-started: '2026-03-29T00:30:00' has no UTC offset, so it is ambiguous: add one, like "
-        "2026-03-29T00:30:00+01:00, or Z for UTC",
+        "2026-03-29T00:30:00+01:00, or 2026-03-29T00:30:00Z for UTC",
         "--detected: 'yesterday' is not an ISO 8601 time: write it like 2026-03-29T02:30:00+01:00 or "
         "2026-03-29T01:30:00Z",
         "--severity: 'critical' is not a severity: use sev1, sev2, sev3, sev4",

@@ -50,18 +50,20 @@ def say_if_run_cannot_take_it(store: Store, run_id: str, step_id: str) -> None:
     """After a decision or mark: say so when no live runner will pick it up (and how to go on)."""
     deadline = time.monotonic() + TAKEN_WAIT_S
     while True:
+        found = store.get_step(run_id, step_id)
+        if found is None or found.status != "waiting":
+            return  # the run took it (and may have finished because of it)
         record = store.get_run(run_id)
         liveness = assess(record)
         if liveness.state != "alive":
-            why = liveness.why or f"it is {record.status}"
+            why = liveness.why or f"its status is {record.status}"
             echo(
                 f"run {record.short_id} is not running ({why}); the decision is recorded with its time: "
                 f"`bcm resume {record.short_id}` continues the run with it",
                 stderr=True,
             )
             return
-        found = store.get_step(run_id, step_id)
-        if found is None or found.status != "waiting" or time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             return
         time.sleep(0.2)
 

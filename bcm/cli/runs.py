@@ -59,6 +59,22 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return given
 
 
+def check_prefect_server() -> None:
+    """With PREFECT_API_URL set: one line and exit 2 now, before a run is announced, when nothing answers."""
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        return
+    import httpx  # only the commands that run flows pay for it
+
+    try:
+        httpx.get(f"{url}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        fail(
+            f"cannot reach the Prefect server at {url} ({type(exc).__name__}): start it (`prefect server start`) or "
+            "unset PREFECT_API_URL to use Prefect's embedded server"
+        )
+
+
 def run_flow(call: Callable[[], Any], *, quiet: bool) -> Any:
     """Run a flow call: the embedded server started first (saying so), Prefect's heartbeat off."""
     prefect_environment()
@@ -230,6 +246,7 @@ def run_cmd(
         print_dry_run(loaded, catalog, values, mode, who, json_out=json_out)
         return
     open_store(settings, write=True).close()
+    check_prefect_server()
     run_id = run_id or new_run_id()
     if not json_out:
         echo(
@@ -248,6 +265,7 @@ def run_cmd(
             auto_approve=auto_approve,
             run_id=run_id,
             known_times={name: at.isoformat() for name, at in times.items()},
+            leave_on_signal=True,
             return_state=True,
         )
 
@@ -304,7 +322,19 @@ def resume_cmd(
                 f"run {record.short_id} is still running: its runner ({record.runner}) gave a heartbeat {beat}. "
                 f"`bcm status {record.short_id}` shows where it is"
             )
+        if liveness.state == "stalled":
+            pid = (record.runner or "").split("/")[-2:-1] or ["?"]
+            fail(
+                f"run {record.short_id}: {liveness.why}; a second runner would run its steps twice: "
+                f"stop it first (kill {pid[0]}), then `bcm resume {record.short_id}`"
+            )
         loaded, catalog = load_one(record.runbook_path, library_root=settings.runbooks)
+        if loaded.sha256 != record.runbook_hash:
+            fail(
+                f"runbook {loaded.runbook.id} ({display_path(loaded.path)}) changed since run {record.short_id} "
+                "started; resuming would mix two versions of the plan: restore the file (git) or start a new run"
+            )
+        check_prefect_server()
         if not json_out:
             was = liveness.why if liveness.interrupted else record.status
             echo(f"resuming run {record.short_id} of {record.runbook_id} ({was})", stderr=True)
@@ -321,6 +351,7 @@ def resume_cmd(
             run_id=record.id,
             resume=True,
             take_over=take_over,
+            leave_on_signal=True,
             return_state=True,
         )
 
@@ -337,6 +368,7 @@ def check_cmd(
     refs = [str(load_one(ref, library_root=settings.runbooks)[0].path) for ref in runbooks or []]
     given = parse_params(param or [])
     open_store(settings, write=True).close()
+    check_prefect_server()
     # Prefect takes seconds to import: only the commands that run flows pay for it.
     from flows.readiness import readiness_checks
 

@@ -160,7 +160,8 @@ class _Endpoints:
 
             # The run takes the decision from the store; a run whose runner died takes it when resumed.
             liveness = assess(store.get_run(run.id))
-        if liveness.state != "alive":
+            still_waiting = (found := store.get_step(run.id, step_id)) is not None and found.status == "waiting"
+        if still_waiting and liveness.state != "alive":
             _ephemeral(
                 settings,
                 channel,

@@ -34,8 +34,9 @@ class Liveness:
     """What is known of a run's runner.
 
     Attributes:
-        state: ``alive``, ``interrupted`` (the runner died: resume the run) or ``ended`` (the run
-            is not running or waiting).
+        state: ``alive``, ``interrupted`` (the runner died: resume the run), ``stalled`` (its
+            process exists on this host but has stopped beating: stop it before resuming) or
+            ``ended`` (the run is not running or waiting).
         why: for an interrupted run, how we know.
     """
 
@@ -53,11 +54,17 @@ def assess(run: RunRecord, *, now: datetime | None = None) -> Liveness:
     if run.status not in ACTIVE:
         return Liveness("ended")
     runner = ProcessId.parse(run.runner) if run.runner else None
-    if runner is not None and runner.alive() is False:
+    alive = runner.alive() if runner is not None else None
+    if runner is not None and alive is False:
         return Liveness("interrupted", f"its runner (pid {runner.pid} on {runner.host}) is gone")
     beat = run.heartbeat_at or run.started_at
     silent = ((now or clock.now()) - beat).total_seconds()
     if silent > STALE_AFTER_S:
+        if runner is not None and alive:
+            # Its process still exists here: resuming would make two runners. Someone must stop it.
+            return Liveness(
+                "stalled", f"its runner (pid {runner.pid}) still exists on this host but is silent for {silent:.0f}s"
+            )
         return Liveness("interrupted", f"no heartbeat from its runner for {silent:.0f}s")
     return Liveness("alive")
 

@@ -218,6 +218,7 @@ class Runner:
         # Person steps waiting, each with the event that wakes it, and the decisions found for them.
         self._waiting: dict[str, threading.Event] = {}
         self._found: dict[str, ApprovalRecord] = {}
+        self._stopped: str | None = None  # why waiting steps were released (the run stopped)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ records
@@ -268,7 +269,7 @@ class Runner:
             assert planned.step.marks is not None
             self.store.add_mark(self.record.id, planned.step.marks, ended, f"step:{planned.id}")
         # After the store: telling Slack must never delay the run recording what happened.
-        if planned.needs_person and outcome.actor != AUTO_APPROVER:
+        if planned.needs_person and outcome.actor != AUTO_APPROVER and outcome.status != "cancelled":
             self._tell_decided(planned.step, outcome)
 
     def _tell_decided(self, step: Step, outcome: StepOutcome) -> None:
@@ -362,7 +363,16 @@ class Runner:
                 done.add(planned.id)
             elif stopped_by is None:
                 stopped_by = planned.id
+                # Nobody should go on deciding for a run that has stopped: release the waits now.
+                self._stop_waiting(f"not needed: the run stopped after step '{stopped_by}' failed")
         return self._conclude(stopped_by, done)
+
+    def _stop_waiting(self, reason: str) -> None:
+        """Wake every person step still waiting; each ends cancelled with ``reason``."""
+        with self._lock:
+            self._stopped = reason
+            for event in self._waiting.values():
+                event.set()
 
     def _conclude(self, stopped_by: str | None, done: set[str]) -> RunResult:
         failed = tuple(p.id for p in self.plan.steps if self._step_status(p.id) in machine.FAILURES)
@@ -487,10 +497,17 @@ class Runner:
             if event.wait(min(remaining, self.deadline_check_s)):
                 with self._lock:
                     decision = self._found.get(step_id)
+                    stopped = self._stopped if decision is None else None
+                if stopped is not None:
+                    self._forget_wait(step_id)
+                    return StepOutcome("cancelled", reason=stopped, ended_at=self.now())
+        self._forget_wait(step_id)
+        return self._outcome(planned, decision, started)
+
+    def _forget_wait(self, step_id: str) -> None:
         with self._lock:
             self._waiting.pop(step_id, None)
             self._found.pop(step_id, None)
-        return self._outcome(planned, decision, started)
 
     def _time_out(self, planned: PlannedStep, started: datetime, deadline: datetime) -> ApprovalRecord:
         """Record that nobody decided by the deadline (or the decision that just beat it)."""

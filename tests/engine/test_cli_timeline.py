@@ -46,7 +46,7 @@ def test_trigger_times_are_milestones_with_source_trigger(bcm_env: BcmEnv, tmp_p
         (
             ["--detected", "2026-03-29T01:41:00"],
             "--detected 2026-03-29T01:41:00: '2026-03-29T01:41:00' has no UTC offset, so it is ambiguous: add one, "
-            "like 2026-03-29T01:41:00+01:00, or Z for UTC",
+            "like 2026-03-29T01:41:00+01:00, or 2026-03-29T01:41:00Z for UTC",
         ),
         (
             ["--impact-started", "2026-03-29T02:00:00Z", "--detected", "2026-03-29T01:00:00Z"],

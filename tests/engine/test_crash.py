@@ -205,3 +205,65 @@ def _children(parent: int, name: str) -> list[int]:
         if int(stat.rpartition(")")[2].split()[1]) == parent and name in cmdline:
             found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_ends_the_runner_at_once_and_resume_continues(
+    bcm_env: BcmEnv, sig: signal.Signals, code: int
+) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM while a person step waits ends `bcm run` within seconds with 130/143
+    and the resume hint; the run shows as interrupted and `bcm resume` finishes it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bcm", "run", engine_runbook("crash-decide")],
+        env=bcm_process_env(bcm_env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until("the run waits", lambda: (r := only_run(bcm_env)) and _status(bcm_env, r) == "waiting")
+        os.kill(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    run_id = only_run(bcm_env)
+    assert run_id is not None
+    short = run_id[:8]
+    assert proc.returncode == code
+    assert stderr.splitlines()[-1] == (
+        f"interrupted: run {short} is kept in the store as it was; `bcm resume {short}` continues it where it stopped"
+    )
+    assert json.loads(bcm(bcm_env, "status", short, "--json").stdout)["run"]["status"] == "interrupted"
+    assert bcm(bcm_env, "approve", short, "confirm", "--by", "Alan Turing").returncode == 0
+    resumed = bcm(bcm_env, "resume", short, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["run"]["status"] == "succeeded"
+
+
+def test_resume_after_the_runbook_changed_is_refused_before_anything_runs(bcm_env: BcmEnv, tmp_path: Path) -> None:
+    """A runbook edited since its run started: `bcm resume` says so in one line, exit 2, and starts nothing."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "catalog").symlink_to(ROOT / "tests" / "fixtures" / "catalog")
+    path = folder / "crash-decide.yaml"
+    path.write_text(Path(engine_runbook("crash-decide")).read_text())
+    proc = start_runner(bcm_env, str(path))
+    try:
+        wait_until("the run waits", lambda: (r := only_run(bcm_env)) and _status(bcm_env, r) == "waiting")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_id = only_run(bcm_env)
+    assert run_id is not None
+    path.write_text(path.read_text().replace("timeout: 10m", "timeout: 20m"))
+    refused = bcm(bcm_env, "resume", run_id[:8])
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"runbook crash-decide ({path}) changed since run {run_id[:8]} started; resuming would mix two versions "
+        "of the plan: restore the file (git) or start a new run"
+    ]
+    assert bcm_env.steps(run_id)["confirm"].status == "waiting"

@@ -388,3 +388,30 @@ def test_the_heartbeat_is_written_while_the_run_waits(store: Store, monkeypatch:
     decide(store, run.run_id, "confirm", who="Alan Turing", approve=True, note=None, library_root=FIXTURES)
     assert run.result() == RunResult(run.run_id, "succeeded", ())
     assert (len(beats), waiting.status if waiting else None) == (3, "waiting")
+
+
+def test_a_stopping_failure_releases_the_other_waiting_steps_at_once(
+    store: Store, clock: ManualClock, tmp_path: Path
+) -> None:
+    """When one person step times out and stops the run, a person step still waiting in another
+    phase is cancelled at once with the reason, instead of holding the run until its own timeout."""
+    path = tmp_path / "stop.yaml"
+    path.write_text(
+        "version: 1\nid: stop\ntitle: Stop early\nowner: voice_ops\nseverity: sev2\nservices: [voice-core]\n"
+        "phases:\n"
+        "  communication:\n"
+        "    - id: roles\n      manual: {by: incident_commander, instructions: Assign roles, timeout: 10m}\n"
+        "  response:\n"
+        "    - id: go\n      approve: {by: incident_commander, prompt: Go?, timeout: 2s, on_timeout: fail}\n"
+    )
+    (tmp_path / "catalog").symlink_to(FIXTURES / "catalog")
+    loaded, catalog = load_one(str(path), library_root=FIXTURES)
+    run = start_in_process(loaded, catalog, {}, store=store, now=clock)
+    run.wait_for_step("roles", "waiting")
+    run.wait_for_step("go", "waiting")
+    clock.advance(2)
+    assert run.result() == RunResult(run.run_id, "failed", ("go",))
+    steps = steps_of(store, run.run_id)
+    assert (steps["go"].status, steps["roles"].status) == ("timed_out", "cancelled")
+    assert steps["roles"].reason == "not run: the run stopped after step 'go' failed"
+    assert steps["roles"].ended_at == at(2)
