@@ -212,6 +212,7 @@ class Runner:
         )
         self.comms = RunComms(self.ctx, self.plan, notifier, now=now)
         self.env = action_env(notifier, self.ctx, message=self.comms.notify, started_process=self._started_process)
+        self.env.elapsed = self._elapsed
         if sleep is not None:
             self.env.sleep = sleep
         self._status = run.status
@@ -282,6 +283,13 @@ class Runner:
         self.comms.decided(
             step, decision=decision, by=outcome.actor or "", note=output.get("note"), at=outcome.ended_at
         )
+
+    def _elapsed(self, step: Step) -> float:
+        """Seconds since the step's recorded start (kept across a resume)."""
+        record = self.store.get_step(self.record.id, step.id)
+        if record is None or record.started_at is None:
+            return 0.0
+        return max(0.0, (self.now() - record.started_at).total_seconds())
 
     def _started_process(self, step: Step, pid: int) -> None:
         planned = self.plan.get(step.id)

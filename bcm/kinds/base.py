@@ -85,12 +85,15 @@ class ActionEnv:
         extra_env: more environment for run steps.
         started_process: told the pid of a run step's command as soon as it starts (the runner
             records it, so a resumed run can check the command is not still running).
+        elapsed: how long the step has been going, in seconds, from its recorded start (non-zero
+            when a resumed run goes on with it: a wait then sleeps only what is left).
     """
 
     announce: Callable[[Step, str], str]
     sleep: Callable[[float], None] = time.sleep
     extra_env: dict[str, str] = field(default_factory=dict)
     started_process: Callable[[Step, int], None] | None = None
+    elapsed: Callable[[Step], float] | None = None
 
 
 Execute = Callable[["Step", "RunContext", ActionEnv], StepOutcome]

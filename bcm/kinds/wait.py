@@ -18,10 +18,13 @@ def describe(step: Step) -> str:
 
 
 def execute(step: Step, ctx: RunContext, env: ActionEnv) -> StepOutcome:
-    """Sleep for the duration (``env.sleep``)."""
+    """Sleep for what is left of the duration (``env.sleep``): a wait that was under way when its
+    runner died does not start again from the beginning when the run is resumed."""
     assert step.wait is not None
-    env.sleep(step.wait.total_seconds())
-    return StepOutcome("succeeded", output={"waited_s": step.wait.total_seconds()})
+    total = step.wait.total_seconds()
+    already = env.elapsed(step) if env.elapsed is not None else 0.0
+    env.sleep(max(0.0, total - already))
+    return StepOutcome("succeeded", output={"waited_s": total})
 
 
 KIND = StepKindDef(name="wait", model=None, describe=describe, default_exercise="run", execute=execute)

@@ -239,3 +239,23 @@ def test_a_kind_added_to_the_table_is_read_everywhere(monkeypatch: pytest.Monkey
         ValueError, match=r"exactly one of run, http, call, notify, approve, manual, wait, beep \(found: wait, beep\)"
     ):
         BeepStep.model_validate({"id": "b", "beep": "x", "wait": "1s"})
+
+
+def test_a_resumed_wait_sleeps_only_what_is_left() -> None:
+    """A wait step 40 s into its 60 s when its runner died sleeps 20 s when the run goes on, and
+    reports the whole wait."""
+    from datetime import timedelta
+
+    from bcm.kinds import wait
+    from bcm.kinds.base import ActionEnv
+    from bcm.spec.models import Step
+
+    slept: list[float] = []
+    step = Step.model_validate({"id": "soak", "wait": "60s"})
+    env = ActionEnv(announce=lambda _s, text: text, sleep=slept.append, elapsed=lambda _s: 40.0)
+    outcome = wait.execute(step, None, env)  # type: ignore[arg-type]
+    assert (slept, outcome.status, outcome.output) == ([20.0], "succeeded", {"waited_s": 60.0})
+    env.elapsed = lambda _s: 90.0
+    wait.execute(step, None, env)  # type: ignore[arg-type]
+    assert slept == [20.0, 0.0]
+    assert step.wait == timedelta(seconds=60)
