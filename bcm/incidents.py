@@ -60,7 +60,7 @@ from bcm.spec.problems import display_path
 from bcm.spec.summary import effective_targets
 from bcm.store import RunImport, RunRecord, RunTargets, Store
 from bcm.vocabulary import DISRUPTION_MILESTONES as MILESTONES
-from bcm.vocabulary import RECORDED
+from bcm.vocabulary import MILESTONE_ORDER, RECORDED
 
 __all__ = [
     "COLUMNS",
@@ -92,22 +92,7 @@ COLUMNS: tuple[str, ...] = (
 )
 """The CSV columns, as documented in the module docstring."""
 
-# (earlier, later): a disruption whose times break one of these is refused. Declared may come
-# before impact (a pre-emptive declaration), so it is only checked against the end milestones.
-_ORDER: tuple[tuple[str, str], ...] = (
-    ("impact_started", "detected"),
-    ("impact_started", "acknowledged"),
-    ("impact_started", "mitigated"),
-    ("impact_started", "recovered"),
-    ("impact_started", "resolved"),
-    ("impact_started", "stood_down"),
-    ("detected", "acknowledged"),
-    ("declared", "recovered"),
-    ("declared", "resolved"),
-    ("declared", "stood_down"),
-    ("recovered", "resolved"),
-    ("resolved", "stood_down"),
-)
+_ORDER = MILESTONE_ORDER
 
 
 @dataclass(frozen=True)

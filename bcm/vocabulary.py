@@ -85,6 +85,23 @@ MILESTONES: tuple[Milestone, ...] = get_args(Milestone)
 EXERCISE_MILESTONES: tuple[Milestone, ...] = ("startex", "inject_delivered", "endex")
 #: The milestones of a disruption (real or exercised): what the recovery-time figures are made of.
 DISRUPTION_MILESTONES: tuple[Milestone, ...] = tuple(m for m in MILESTONES if m not in EXERCISE_MILESTONES)
+#: (earlier, later): times that break one of these are refused (``bcm incident``, ``bcm mark``).
+#: Declared may come before impact (a pre-emptive declaration), so it is only checked against the
+#: end milestones.
+MILESTONE_ORDER: tuple[tuple[Milestone, Milestone], ...] = (
+    ("impact_started", "detected"),
+    ("impact_started", "acknowledged"),
+    ("impact_started", "mitigated"),
+    ("impact_started", "recovered"),
+    ("impact_started", "resolved"),
+    ("impact_started", "stood_down"),
+    ("detected", "acknowledged"),
+    ("declared", "recovered"),
+    ("declared", "resolved"),
+    ("declared", "stood_down"),
+    ("recovered", "resolved"),
+    ("resolved", "stood_down"),
+)
 #: Milestones ``bcm run`` takes at trigger time (``--impact-started``, ``--detected``).
 TRIGGER_MILESTONES: tuple[Milestone, ...] = ("impact_started", "detected")
 

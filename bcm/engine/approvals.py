@@ -15,7 +15,7 @@ from bcm.errors import AlreadyDecided, ApprovalRefused, MarkRefused
 from bcm.spec import load_one
 from bcm.spec.models import Step
 from bcm.store import ApprovalRecord, MarkRecord, RunRecord, Store
-from bcm.vocabulary import MILESTONES
+from bcm.vocabulary import EXERCISE_MILESTONES, MILESTONE_ORDER, MILESTONES
 
 
 def decide(
@@ -112,7 +112,10 @@ def record_mark(
     when = current if at is None else as_utc(at)
     if when > current + _CLOCK_SKEW:
         raise MarkRefused(f"--at {when.isoformat()} is in the future: give the time the milestone was reached")
+    if milestone in EXERCISE_MILESTONES and run.mode != "exercise":
+        raise MarkRefused(f"{milestone} is an exercise milestone; run {run.short_id} is a {run.mode} run")
     existing = {m.milestone: m for m in store.get_marks(run.id)}
+    _check_order(milestone, when, existing)
     if milestone in existing:
         found = existing[milestone]
         raise MarkRefused(
@@ -125,6 +128,22 @@ def record_mark(
 
 
 _CLOCK_SKEW = timedelta(minutes=1)
+
+
+def _check_order(milestone: str, when: datetime, existing: dict[str, MarkRecord]) -> None:
+    """Refuse a time that puts the timeline out of order (detected before impact_started, ...)."""
+    for earlier, later in MILESTONE_ORDER:
+        if milestone == later and earlier in existing and when < existing[earlier].at:
+            other, relation = earlier, "before"
+        elif milestone == earlier and later in existing and when > existing[later].at:
+            other, relation = later, "after"
+        else:
+            continue
+        found = existing[other]
+        raise MarkRefused(
+            f"{milestone} at {when:%Y-%m-%d %H:%M:%S} UTC would be {relation} {other} "
+            f"({found.at:%Y-%m-%d %H:%M:%S} UTC, from {found.source}): {earlier} comes before {later}"
+        )
 
 
 def _already(existing: ApprovalRecord) -> str:

@@ -63,16 +63,16 @@ def to_record(row: Row[Any]) -> RunRecord:
     )
 
 
-def require_run(conn: Connection, run_id: str) -> Row[Any]:
-    """The run's id and status, for changes that need the run to exist.
+def require_run(conn: Connection, run_id: str) -> str:
+    """The run's status, for changes that need the run to exist.
 
     Raises:
         RunNotFound: no run has exactly ``run_id``.
     """
-    row = conn.execute(select(runs.c.id, runs.c.status).where(runs.c.id == run_id)).first()
-    if row is None:
+    status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar_one_or_none()
+    if status is None:
         raise RunNotFound(run_id)
-    return row
+    return str(status)
 
 
 def new_record(
@@ -173,7 +173,8 @@ def changes(
     Raises:
         ValueError: a naive ``ended_at``.
     """
-    values: dict[str, object] = {"error": None} if clear_error else {}
+    # A resumed run goes on: it has neither its old error nor an end any more.
+    values: dict[str, object] = {"error": None, "ended_at": None} if clear_error else {}
     if status is not None:
         values["status"] = status
     if ended_at is not None:
@@ -191,18 +192,18 @@ def update_run(conn: Connection, run_id: str, values: dict[str, object], *, cloc
     Raises:
         RunNotFound: no run has exactly ``run_id``.
     """
-    current = require_run(conn, run_id)
+    current_status = require_run(conn, run_id)
     if not values:
         return
     conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
     status = values.get("status")
-    if status is not None and status != current.status:
+    if status is not None and status != current_status:
         ended_at = values.get("ended_at")
         append(
             conn,
             chain.RUN_STATUS_CHANGED,
             {
-                "from": current.status,
+                "from": current_status,
                 "to": status,
                 "ended_at": chain.format_at(ended_at) if isinstance(ended_at, datetime) else None,
                 # ``None`` when the error was cleared or left as it is.

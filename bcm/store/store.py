@@ -181,8 +181,8 @@ class Store:
         """Change a run's fields; ``None`` leaves a field as it is. A status change is audited.
 
         Args:
-            clear_error: forget the run's error (a resumed run starts again without the error that
-                stopped it; the audit chain keeps it).
+            clear_error: the run goes on again (a resume): forget the error that stopped it and
+                its end time (the audit chain keeps both).
 
         Raises:
             RunNotFound: no run has exactly ``run_id``.

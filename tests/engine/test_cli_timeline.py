@@ -183,3 +183,24 @@ def test_read_only_bcm_home_is_one_line_and_exit_2(bcm_env: BcmEnv, tmp_path: Pa
         "create and write the database file and the files beside it: make its folder writable, or set BCM_HOME "
         "(or BCM_DATABASE_URL) to a writable place."
     ]
+
+
+def test_mark_keeps_the_timeline_in_order_and_exercise_milestones_in_exercises(bcm_env: BcmEnv, tmp_path: Path) -> None:
+    """`bcm mark` refuses a time before a milestone that must come first (or after one that must come
+    later), and an exercise-only milestone on a real run."""
+    failed = bcm(bcm_env, "run", engine_runbook("fails-then-fixed"), "-p", f"gate={tmp_path / 'no'}", "--json",
+                 "--impact-started", "2026-12-01T07:00:00Z", "--detected", "2026-12-01T07:20:00Z")  # fmt: skip
+    short = json.loads(failed.stdout)["run"]["short_id"]
+    early = bcm(bcm_env, "mark", short, "acknowledged", "--by", "Ada Lovelace", "--at", "2026-12-01T06:00:00Z")
+    assert (early.returncode, early.stderr.strip()) == (
+        2,
+        "acknowledged at 2026-12-01 06:00:00 UTC would be before impact_started (2026-12-01 07:00:00 UTC, from "
+        "trigger): impact_started comes before acknowledged",
+    )
+    late = bcm(bcm_env, "mark", short, "declared", "--by", "Ada Lovelace", "--at", "2026-12-01T06:50:00Z")
+    assert late.returncode == 0, late.stderr  # declared may come before impact (a pre-emptive declaration)
+    exercise_only = bcm(bcm_env, "mark", short, "startex", "--by", "Ada Lovelace")
+    assert (exercise_only.returncode, exercise_only.stderr.strip()) == (
+        2,
+        f"startex is an exercise milestone; run {short} is a real run",
+    )
