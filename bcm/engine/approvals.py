@@ -115,13 +115,13 @@ def record_mark(
     if milestone in EXERCISE_MILESTONES and run.mode != "exercise":
         raise MarkRefused(f"{milestone} is an exercise milestone; run {run.short_id} is a {run.mode} run")
     existing = {m.milestone: m for m in store.get_marks(run.id)}
-    _check_order(milestone, when, existing)
     if milestone in existing:
         found = existing[milestone]
         raise MarkRefused(
             f"run {run.short_id} already has {milestone} at {found.at:%Y-%m-%d %H:%M:%S} UTC (from {found.source}); "
             "the first record of a milestone stands"
         )
+    _check_order(milestone, when, existing)
     source = f"manual:{person.name}"
     store.add_mark(run.id, milestone, when, source, note=note)
     return run, MarkRecord(run_id=run.id, milestone=milestone, at=when, source=source)
