@@ -41,8 +41,8 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 # For every change: lint and the tests that need no Prefect server and no PostgreSQL (under a minute).
-# Two workers, not three: these tests use the CPU rather than wait, and each worker's start costs ~5 s of it.
-FAST_WORKERS ?= 2
+
+FAST_WORKERS ?= 3
 test-fast: lint
 	$(BIN)/pytest -n $(FAST_WORKERS) -m "not prefect and not postgres"
 

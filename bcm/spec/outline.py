@@ -144,10 +144,13 @@ def _step(phase: str, index: int, step: dict[str, object]) -> StepOutline:
     templates: list[tuple[Path_, str]] = list(values_at(step, ("title",)))
     roles: list[tuple[Path_, str]] = []
     for kind in KINDS.values():  # where each kind has templates and roles: bcm.kinds
+        # A path whose first key the step does not have holds nothing: skip it (the common case).
         for path in kind.templates:
-            templates += values_at(step, path)
+            if path[0] in step:
+                templates += values_at(step, path)
         for path in kind.roles:
-            roles += values_at(step, path)
+            if path[0] in step:
+                roles += values_at(step, path)
     return StepOutline(
         phase=phase,
         index=index,
