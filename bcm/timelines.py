@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import cast
 
 from bcm.metrics import Mark, Mode, StepTiming, Timeline
-from bcm.spec import Catalog, Library, LoadedRunbook
-from bcm.spec.summary import effective_targets
+from bcm.spec import Library
+from bcm.spec.targets import runbook_targets
 from bcm.store import RunTargets, Store, TimelineRows, TimelineRun
 from bcm.store.store import paused_gc
 
@@ -34,15 +34,6 @@ __all__ = [
 
 TargetsFallback = Callable[[TimelineRun], RunTargets | None]
 """Targets for a run that has none stored; ``None`` when nothing is known either."""
-
-
-def runbook_targets(loaded: LoadedRunbook, catalog: Catalog) -> RunTargets:
-    """A runbook's effective targets (its own, else the tightest of its services' BIA) and cadence.
-
-    This is what a run of the runbook is measured against; the engine stores it when a run starts.
-    """
-    found = effective_targets(loaded.runbook, catalog)
-    return RunTargets(rto=found.rto, rpo=found.rpo, mtpd=found.mtpd, cadence=loaded.runbook.communication.cadence)
 
 
 def library_targets(library: Library) -> TargetsFallback:

@@ -24,8 +24,9 @@ from bcm.config import load_settings
 from bcm.metrics import run_figures
 from bcm.reports.run_summary import artifact_key, run_events, summary_markdown, timeline_table
 from bcm.spec import load_one
+from bcm.spec.targets import runbook_targets
 from bcm.store import Store
-from bcm.timelines import run_timeline, runbook_targets
+from bcm.timelines import run_timeline
 
 __all__ = ["publish_run_results"]
 

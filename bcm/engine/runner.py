@@ -38,9 +38,9 @@ from bcm.engine.processes import ProcessId, process_id, stop_leftover
 from bcm.errors import AlreadyDecided, InputError, TemplateRenderError
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
+from bcm.spec.targets import runbook_targets
 from bcm.store import ApprovalRecord, RunRecord, Store
 from bcm.templates import evaluate, truthy
-from bcm.timelines import runbook_targets
 
 AUTO_APPROVER = "auto-approve (exercise)"
 #: How long a person step waits when its runbook gives no timeout.
