@@ -304,7 +304,7 @@ def resume_cmd(
 ) -> None:
     """Continue an interrupted or failed run: finished steps are kept, with their true times."""
     # The engine's runner imports every step kind (httpx among them): only a resumed run pays for it.
-    from bcm.engine.runner import stop_leftover_attempts
+    from bcm.engine.liveness import stop_leftover_attempts
 
     settings = load_settings()
     with open_store(settings, write=True) as store:

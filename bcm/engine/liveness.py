@@ -17,7 +17,8 @@ from datetime import datetime
 
 from bcm import clock
 from bcm.clock import Clock
-from bcm.engine.processes import ProcessId
+from bcm.engine.processes import ProcessId, stop_leftover
+from bcm.errors import InputError
 from bcm.store import RunRecord, Store
 from bcm.vocabulary import ACTIVE_RUN_STATUSES, INTERRUPTED
 
@@ -130,3 +131,38 @@ class Heartbeat:
                     last_beat = elapsed
             except Exception:  # a store hiccup must not kill the heartbeat; the next tick retries
                 continue
+
+
+def leftover_attempts(store: Store, run_id: str, *, take_over: bool = False) -> list[tuple[str, ProcessId]]:
+    """Steps of ``run_id`` whose last attempt's process may still be alive.
+
+    Raises:
+        InputError: an attempt ran on another host, where bcm cannot check it (unless ``take_over``).
+    """
+    found: list[tuple[str, ProcessId]] = []
+    for step in store.get_steps(run_id):
+        if step.status != "running" or not step.process:
+            continue
+        process = ProcessId.parse(step.process)
+        if process is None:
+            continue
+        if not process.local:
+            if take_over:
+                continue
+            raise InputError(
+                f"step '{step.step_id}' was last attempted by pid {process.pid} on host {process.host}, which bcm "
+                f"cannot check from here: resume the run on {process.host}, or make sure that attempt has "
+                "stopped and resume with --take-over"
+            )
+        if process.group_alive():
+            found.append((step.step_id, process))
+    return found
+
+
+def stop_leftover_attempts(
+    store: Store, run_id: str, *, take_over: bool = False, report: Callable[[str], None] = lambda _: None
+) -> None:
+    """Before a resumed run re-runs a step, stop what its last attempt left running (saying what)."""
+    for step_id, process in leftover_attempts(store, run_id, take_over=take_over):
+        report(f"step '{step_id}': its last attempt is still running; waiting before running it again")
+        report(f"step '{step_id}': {stop_leftover(process)}")

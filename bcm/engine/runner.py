@@ -1,4 +1,4 @@
-"""Executing a run: the scheduling loop, step records, people deciding, stop and resume.
+"""Executing a run: the scheduling loop, step records, stop and resume (people: ``bcm.engine.people``).
 
 The loop is Prefect-free: it hands work to an :class:`Executor` (``flows/runbook.py`` provides one
 that runs each step as a Prefect task; tests can use a thread pool). Everything a run does is
@@ -17,34 +17,31 @@ was dead keeps its true time when the run is resumed.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from bcm import clock
 from bcm.clock import Clock
 from bcm.comms.notifier import Notifier
-from bcm.durations import format_duration
 from bcm.engine import machine
 from bcm.engine.actions import StepOutcome, action_env, execute, simulate
 from bcm.engine.comms import RunComms
 from bcm.engine.context import RunContext, RunInfo, StepState
-from bcm.engine.liveness import Heartbeat
+from bcm.engine.liveness import Heartbeat, stop_leftover_attempts
+from bcm.engine.people import DEFAULT_PERSON_TIMEOUT, DecisionBoard
 from bcm.engine.plan import Plan, PlannedStep
-from bcm.engine.processes import ProcessId, process_id, stop_leftover
-from bcm.errors import AlreadyDecided, InputError, TemplateRenderError
+from bcm.engine.processes import process_id
+from bcm.errors import AlreadyDecided, TemplateRenderError
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.spec.models import Step
 from bcm.spec.targets import runbook_targets
-from bcm.store import ApprovalRecord, RunRecord, Store
+from bcm.store import RunRecord, Store
 from bcm.templates import evaluate, truthy
 
 AUTO_APPROVER = "auto-approve (exercise)"
-#: How long a person step waits when its runbook gives no timeout.
-DEFAULT_PERSON_TIMEOUT = timedelta(days=7)
 #: How often a run looks in the store for decisions on its waiting steps, in seconds.
 DECISION_POLL_S = 0.25
 #: A waiting step reads the clock for its deadline at least this often, in seconds.
@@ -132,41 +129,6 @@ def start_run(
     return record
 
 
-def leftover_attempts(store: Store, run_id: str, *, take_over: bool = False) -> list[tuple[str, ProcessId]]:
-    """Steps of ``run_id`` whose last attempt's process may still be alive.
-
-    Raises:
-        InputError: an attempt ran on another host, where bcm cannot check it (unless ``take_over``).
-    """
-    found: list[tuple[str, ProcessId]] = []
-    for step in store.get_steps(run_id):
-        if step.status != "running" or not step.process:
-            continue
-        process = ProcessId.parse(step.process)
-        if process is None:
-            continue
-        if not process.local:
-            if take_over:
-                continue
-            raise InputError(
-                f"step '{step.step_id}' was last attempted by pid {process.pid} on host {process.host}, which bcm "
-                f"cannot check from here: resume the run on {process.host}, or make sure that attempt has "
-                "stopped and resume with --take-over"
-            )
-        if process.group_alive():
-            found.append((step.step_id, process))
-    return found
-
-
-def stop_leftover_attempts(
-    store: Store, run_id: str, *, take_over: bool = False, report: Callable[[str], None] = lambda _: None
-) -> None:
-    """Before a resumed run re-runs a step, stop what its last attempt left running (saying what)."""
-    for step_id, process in leftover_attempts(store, run_id, take_over=take_over):
-        report(f"step '{step_id}': its last attempt is still running; waiting before running it again")
-        report(f"step '{step_id}': {stop_leftover(process)}")
-
-
 class Runner:
     """Runs one run of a runbook to its end (or until its process dies: then ``bcm resume``)."""
 
@@ -216,11 +178,7 @@ class Runner:
         if sleep is not None:
             self.env.sleep = sleep
         self._status = run.status
-        # Person steps waiting, each with the event that wakes it, and the decisions found for them.
-        self._waiting: dict[str, threading.Event] = {}
-        self._found: dict[str, ApprovalRecord] = {}
-        self._stopped: str | None = None  # why waiting steps were released (the run stopped)
-        self._lock = threading.Lock()
+        self._board = DecisionBoard(store, run.id, now=now, deadline_check_s=deadline_check_s)
 
     # ------------------------------------------------------------------ records
 
@@ -338,7 +296,7 @@ class Runner:
         self.comms.open()
         self.comms.start_watch()
         try:
-            with Heartbeat(self.store, self.record.id, poll=self._poll_decisions, poll_s=self.poll_s, now=self.now):
+            with Heartbeat(self.store, self.record.id, poll=self._board.poll, poll_s=self.poll_s, now=self.now):
                 return self._loop()
         finally:
             self.comms.stop_watch()
@@ -372,15 +330,8 @@ class Runner:
             elif stopped_by is None:
                 stopped_by = planned.id
                 # Nobody should go on deciding for a run that has stopped: release the waits now.
-                self._stop_waiting(f"not needed: the run stopped after step '{stopped_by}' failed")
+                self._board.stop(f"not needed: the run stopped after step '{stopped_by}' failed")
         return self._conclude(stopped_by, done)
-
-    def _stop_waiting(self, reason: str) -> None:
-        """Wake every person step still waiting; each ends cancelled with ``reason``."""
-        with self._lock:
-            self._stopped = reason
-            for event in self._waiting.values():
-                event.set()
 
     def _conclude(self, stopped_by: str | None, done: set[str]) -> RunResult:
         failed = tuple(p.id for p in self.plan.steps if self._step_status(p.id) in machine.FAILURES)
@@ -473,93 +424,10 @@ class Runner:
                 )
         if self.store.get_approval(self.record.id, planned.id) is None:
             self.comms.request_decision(step)
-        with self._lock:
-            self._waiting[planned.id] = threading.Event()
+        self._board.open(planned.id)
         return self.executor.submit(
-            step, lambda: self._await_person(planned, started, deadline), waits_for=step.person_role
+            step, lambda: self._board.await_decision(planned, started, deadline), waits_for=step.person_role
         )
-
-    def _poll_decisions(self) -> None:
-        """Heartbeat thread: one query for every waiting step; wake those that have a decision."""
-        with self._lock:
-            if not self._waiting:
-                return
-        found = self.store.get_approvals(self.record.id)
-        with self._lock:
-            for step_id, event in self._waiting.items():
-                if step_id in found and not event.is_set():
-                    self._found[step_id] = found[step_id]
-                    event.set()
-
-    def _await_person(self, planned: PlannedStep, started: datetime, deadline: datetime) -> StepOutcome:
-        """Wait (in the executor) until the step's decision is in the store or its deadline passes."""
-        step_id = planned.id
-        with self._lock:
-            event = self._waiting[step_id]
-        decision = self.store.get_approval(self.record.id, step_id)
-        while decision is None:
-            remaining = (deadline - self.now()).total_seconds()
-            if remaining <= 0:
-                decision = self._time_out(planned, started, deadline)
-                break
-            if event.wait(min(remaining, self.deadline_check_s)):
-                with self._lock:
-                    decision = self._found.get(step_id)
-                    stopped = self._stopped if decision is None else None
-                if stopped is not None:
-                    self._forget_wait(step_id)
-                    return StepOutcome("cancelled", reason=stopped, ended_at=self.now())
-        self._forget_wait(step_id)
-        return self._outcome(planned, decision, started)
-
-    def _forget_wait(self, step_id: str) -> None:
-        with self._lock:
-            self._waiting.pop(step_id, None)
-            self._found.pop(step_id, None)
-
-    def _time_out(self, planned: PlannedStep, started: datetime, deadline: datetime) -> ApprovalRecord:
-        """Record that nobody decided by the deadline (or the decision that just beat it)."""
-        try:
-            return self.store.record_approval(
-                self.record.id,
-                planned.id,
-                by="nobody",
-                decision="timed_out",
-                note=None,
-                waited_s=(deadline - started).total_seconds(),
-                at=deadline,
-            )
-        except AlreadyDecided:
-            found = self.store.get_approval(self.record.id, planned.id)
-            assert found is not None
-            return found
-
-    def _outcome(self, planned: PlannedStep, decision: ApprovalRecord, started: datetime) -> StepOutcome:
-        """The step's outcome from its decision, ending when the person decided."""
-        step = planned.step
-        waited = max(0.0, (decision.at - started).total_seconds())
-        if decision.decision == "timed_out":
-            return StepOutcome(
-                "timed_out",
-                output={"approved": None, "by": None, "note": None, "waited_s": waited},
-                error=f"no decision from {step.person_role} within "
-                f"{format_duration(step.person_timeout or DEFAULT_PERSON_TIMEOUT)}",
-                ended_at=decision.at,
-            )
-        approved = decision.decision != "rejected"
-        output = {"approved": approved, "by": decision.by, "note": decision.note, "waited_s": waited}
-        if approved:
-            return StepOutcome("succeeded", output=output, actor=decision.by, ended_at=decision.at)
-        if step.manual is not None:
-            why = f": {decision.note}" if decision.note else ""
-            return StepOutcome(
-                "failed",
-                output=output,
-                error=f"{decision.by} could not complete it{why}",
-                actor=decision.by,
-                ended_at=decision.at,
-            )
-        return StepOutcome("rejected", output=output, actor=decision.by, ended_at=decision.at)
 
 
 def _actor_note(actor: object, output: object) -> str | None:
