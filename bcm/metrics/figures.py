@@ -1,54 +1,6 @@
-"""Recovery-time figures computed from run timelines: pure functions, no I/O, no database.
+"""Figures for one run: the figures table and :func:`run_figures`.
 
-The store and the CLI build :class:`Timeline` values; this module turns them into figures for one
-run (:func:`run_figures`) and into per-service or per-runbook summaries (:func:`summarise`,
-:func:`slowest_steps`).
-
-"MTTR" is ambiguous (repair, recover, resolve, respond), so no figure here is called that. Each
-figure is named for what it measures:
-
-=====================  ==========================  ============================================
-figure                 field                       from → to
-=====================  ==========================  ============================================
-time to detect         ``ttd``                     impact_started → detected
-time to acknowledge    ``tta``                     detected → acknowledged
-time to mitigate       ``time_to_mitigate``        impact_started → mitigated
-time to recover        ``ttr``                     impact_started → recovered (MBCO reached);
-                                                   from declared when impact_started was not
-                                                   recorded (``ttr_basis`` says which)
-time to resolve        ``time_to_resolve``         same start as ``ttr`` → resolved (full
-                                                   service)
-RTO attained           ``rto_attained``            ``ttr`` ≤ RTO; ``rto_margin`` = RTO - ``ttr``
-                                                   (negative: missed by that much)
-MTPD breached          ``mtpd_breached``           ``ttr`` > MTPD
-RPO attained           ``rpo_attained``            known data-loss window ≤ RPO
-phase duration         ``phase_durations``         first start of a step in the phase → last end
-step duration          ``step_durations``          step start → step end (first start → last end
-                                                   when a step was recorded more than once)
-waiting for people     ``waiting_for_people``      sum of the steps' ``waited_s``
-communication on time  ``communication``           an update is on time when the gap since the
-                                                   previous update (for the first: since
-                                                   declared, else the run start) is ≤ the cadence
-=====================  ==========================  ============================================
-
-Rules that hold for every figure:
-
-- Durations are computed on absolute instants (every time is converted to UTC first), so runs
-  that cross a daylight-saving change or mix UTC offsets are measured correctly.
-- A missing milestone makes the figure unknown with a reason, e.g. ``no 'detected' milestone
-  recorded``; it never turns into a made-up number.
-- Milestones out of order (an interval that would be negative) are listed in
-  :attr:`RunFigures.problems` with both times, and the figure they affect is unknown with the
-  same text as its reason (``out of order: ...``).
-- A milestone recorded more than once counts from its earliest time.
-
-Summaries never mix real disruptions with exercises, and never report a bare mean: a
-:class:`Distribution` has the count, the median, the 90th percentile and the maximum.
-
-- **median**: the middle value of the sorted values; for an even count, the average of the two
-  middle values.
-- **p90**: nearest rank — the value at rank ⌈0.9 * n⌉ (1-based) of the sorted values, so it is
-  always one of the observed values.
+The definitions and rules are in the package docstring, :mod:`bcm.metrics`.
 """
 
 from __future__ import annotations
@@ -56,41 +8,33 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import datetime, timedelta
 
-from bcm.clock import as_utc
 from bcm.durations import format_duration
-from bcm.vocabulary import DISRUPTION_MILESTONES, EXERCISE_MILESTONES, ExecutionMode
+from bcm.metrics.timeline import (
+    EXERCISE_MILESTONES,
+    MILESTONES,
+    Mode,
+    RecoveryBasis,
+    StepTiming,
+    Timeline,
+    _from_basis,
+    _interval,
+    _iso,
+    _milestones,
+    _recovery_basis,
+    _utc,
+)
 
 __all__ = [
-    "EXERCISE_MILESTONES",
     "FIGURES",
-    "MILESTONES",
     "SUMMARISED_FIGURES",
     "CommunicationFigures",
-    "Distribution",
     "Figure",
     "FigureDefinition",
-    "GroupSummary",
-    "Mark",
-    "Mode",
     "RunFigures",
-    "StepStat",
-    "StepTiming",
-    "Timeline",
-    "distribution",
     "run_figures",
-    "slowest_steps",
-    "summarise",
 ]
-
-Mode = ExecutionMode
-RecoveryBasis = Literal["impact_started", "declared"]
-GroupBy = Literal["service", "runbook"]
-
-#: Milestones of a disruption, real or exercised, in their usual order (from the vocabulary).
-MILESTONES: tuple[str, ...] = DISRUPTION_MILESTONES
 
 
 @dataclass(frozen=True)
@@ -158,83 +102,6 @@ _ORDER_RULES: tuple[tuple[str, str], ...] = (
     ("inject_delivered", "endex"),
     ("startex", "endex"),
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """One milestone reached during a run.
-
-    Attributes:
-        milestone: the milestone's name, one of :data:`MILESTONES` or :data:`EXERCISE_MILESTONES`.
-        at: when it was reached; timezone-aware, any UTC offset.
-    """
-
-    milestone: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StepTiming:
-    """When one runbook step ran.
-
-    Attributes:
-        step_id: the step's id in its runbook.
-        phase: the phase the step belongs to (e.g. ``respond``, ``recover``).
-        kind: the step's kind (e.g. ``command``, ``approve``, ``manual``).
-        status: the step's final or current status as the engine records it.
-        started_at: when the step started; ``None`` when it never started.
-        ended_at: when the step ended; ``None`` while it runs or when it never started.
-        waited_s: seconds spent waiting for a person (an approval, a manual task).
-    """
-
-    step_id: str
-    phase: str
-    kind: str
-    status: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    waited_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """Everything the figures of one run are computed from.
-
-    Attributes:
-        run_id: the run's id.
-        runbook_id: the runbook that was run; ``None`` for a disruption handled without one.
-        services: the services the run concerns; a run counts under each of them.
-        mode: ``"real"`` for a disruption, ``"exercise"`` for an exercise.
-        marks: the milestones reached.
-        steps: the runbook steps' timings.
-        rto: the recovery time objective that applied (the runbook's or the service's).
-        rpo: the recovery point objective that applied.
-        mtpd: the maximum tolerable period of disruption.
-        data_loss: the known data-loss window; ``None`` when not (yet) known.
-        cadence: the promised interval between stakeholder status updates.
-        updates: when stakeholder status updates were sent.
-        started_at: when the run started.
-        ended_at: when the run ended; ``None`` while it runs.
-    """
-
-    run_id: str
-    runbook_id: str | None
-    services: tuple[str, ...]
-    mode: Mode
-    marks: tuple[Mark, ...]
-    steps: tuple[StepTiming, ...] = ()
-    rto: timedelta | None = None
-    rpo: timedelta | None = None
-    mtpd: timedelta | None = None
-    data_loss: timedelta | None = None
-    cadence: timedelta | None = None
-    updates: tuple[datetime, ...] = ()
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,168 +221,6 @@ class RunFigures:
     waiting_for_people: timedelta = timedelta(0)
     communication: CommunicationFigures | None = None
     problems: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    """Count, median, 90th percentile (nearest rank) and maximum of some durations.
-
-    The percentile method is in the module docstring. ``median``, ``p90`` and ``max`` are
-    ``None`` when ``count`` is 0.
-    """
-
-    count: int
-    median: timedelta | None
-    p90: timedelta | None
-    max: timedelta | None
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
-    """Figures for the runs of one service or runbook in one mode.
-
-    Attributes:
-        key: the service or runbook id; ``None`` for runs without a service (or runbook).
-        mode: real disruptions or exercises — never both in one summary.
-        count: how many runs.
-        ttr: time to recover over the runs where it is known.
-        ttd: time to detect over the runs where it is known.
-        tta: time to acknowledge over the runs where it is known.
-        time_to_mitigate: time to mitigate over the runs where it is known.
-        within_rto: runs whose time to recover was within the RTO.
-        rto_known: runs where both the time to recover and the RTO are known.
-        share_within_rto: ``within_rto / rto_known``; ``None`` when ``rto_known`` is 0.
-        mtpd_breaches: runs whose time to recover exceeded the MTPD.
-        unknown_ttr: runs whose time to recover is unknown.
-    """
-
-    key: str | None
-    mode: Mode
-    count: int
-    ttr: Distribution
-    ttd: Distribution
-    tta: Distribution
-    time_to_mitigate: Distribution
-    within_rto: int
-    rto_known: int
-    share_within_rto: float | None
-    mtpd_breaches: int
-    unknown_ttr: int
-
-
-@dataclass(frozen=True, slots=True)
-class StepStat:
-    """How long one runbook step took over many runs, in one mode.
-
-    Attributes:
-        runbook_id: the runbook.
-        step_id: the step's id in that runbook.
-        mode: real disruptions or exercises.
-        count: how many timed runs of the step.
-        median: median duration.
-        p90: 90th percentile duration (nearest rank).
-        max: longest duration.
-        total: all the durations added up: where recovery time goes.
-    """
-
-    runbook_id: str | None
-    step_id: str
-    mode: Mode
-    count: int
-    median: timedelta
-    p90: timedelta
-    max: timedelta
-    total: timedelta
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared by run_figures and the aggregations, so both follow the same rules
-
-
-def _utc(value: datetime) -> datetime:
-    # Fast path: the store records UTC already; as_utc also rejects naive times.
-    return value if value.tzinfo is UTC else as_utc(value)
-
-
-def _iso(value: datetime) -> str:
-    return _utc(value).isoformat()
-
-
-def _milestones(marks: Iterable[Mark]) -> dict[str, datetime]:
-    """Map each milestone to its earliest time, in UTC."""
-    found: dict[str, datetime] = {}
-    for mark in marks:
-        at = mark.at
-        if at.tzinfo is not UTC:
-            at = as_utc(at)
-        previous = found.get(mark.milestone)
-        if previous is None or at < previous:
-            found[mark.milestone] = at
-    return found
-
-
-def _names(names: Sequence[str]) -> str:
-    quoted = [f"'{name}'" for name in names]
-    if len(quoted) == 1:
-        return quoted[0]
-    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-
-def _missing(names: Sequence[str]) -> str:
-    return f"no {_names(names)} milestone recorded"
-
-
-def _out_of_order(start: str, start_at: datetime, end: str, end_at: datetime) -> str:
-    return f"out of order: '{end}' at {end_at.isoformat()} is before '{start}' at {start_at.isoformat()}"
-
-
-def _interval(ms: dict[str, datetime], start: str, end: str) -> timedelta | str:
-    """Return ``end - start``, or the reason it is unknown."""
-    start_at = ms.get(start)
-    end_at = ms.get(end)
-    if start_at is None or end_at is None:
-        return _missing([name for name, at in ((start, start_at), (end, end_at)) if at is None])
-    if end_at < start_at:
-        return _out_of_order(start, start_at, end, end_at)
-    return end_at - start_at
-
-
-def _recovery_basis(ms: dict[str, datetime]) -> RecoveryBasis | None:
-    if "impact_started" in ms:
-        return "impact_started"
-    if "declared" in ms:
-        return "declared"
-    return None
-
-
-def _from_basis(ms: dict[str, datetime], basis: RecoveryBasis | None, end: str) -> timedelta | str:
-    if basis is None:
-        return _missing(["impact_started", "declared"] + ([] if end in ms else [end]))
-    return _interval(ms, basis, end)
-
-
-def _distribution(seconds: list[float]) -> Distribution:
-    """Summarise durations given in seconds; sorts ``seconds`` in place."""
-    n = len(seconds)
-    if n == 0:
-        return Distribution(0, None, None, None)
-    seconds.sort()
-    middle = n // 2
-    median = seconds[middle] if n % 2 else (seconds[middle - 1] + seconds[middle]) / 2
-    p90 = seconds[(9 * n + 9) // 10 - 1]  # rank ⌈0.9 n⌉, in integers to avoid float rounding
-    return Distribution(n, timedelta(seconds=median), timedelta(seconds=p90), timedelta(seconds=seconds[-1]))
-
-
-def distribution(values: Iterable[timedelta]) -> Distribution:
-    """Summarise durations as count, median, p90 (nearest rank) and maximum.
-
-    Args:
-        values: the durations, in any order.
-
-    Returns:
-        The distribution; its median, p90 and max are ``None`` when ``values`` is empty.
-    """
-    return _distribution([value.total_seconds() for value in values])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,180 +430,3 @@ def _communication(tl: Timeline, ms: dict[str, datetime]) -> tuple[Communication
         unknown_reason="; ".join(reasons) or None,
     )
     return figures, problems
-
-
-# ---------------------------------------------------------------------------------------------
-# Many runs
-
-
-class _Group:
-    __slots__ = ("count", "mtpd_breaches", "rto_known", "time_to_mitigate", "tta", "ttd", "ttr", "within")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.ttr: list[float] = []
-        self.ttd: list[float] = []
-        self.tta: list[float] = []
-        self.time_to_mitigate: list[float] = []
-        self.within = 0
-        self.rto_known = 0
-        self.mtpd_breaches = 0
-
-
-def _seconds(result: timedelta | str) -> float | None:
-    return result.total_seconds() if isinstance(result, timedelta) else None
-
-
-# Over the limit on purpose: one pass over up to 100,000 runs, inlined because a call per run per
-# figure costs more than the 2 s budget allows (benchmarks/metrics.py).
-def summarise(  # noqa: C901
-    timelines: Iterable[Timeline],
-    *,
-    by: GroupBy,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[GroupSummary]:
-    """Summarise runs per service or per runbook, real disruptions and exercises apart.
-
-    A run that concerns several services counts under each of them (once per service). Runs
-    without a service (or runbook) are summarised under the key ``None``.
-
-    Args:
-        timelines: the runs.
-        by: ``"service"`` or ``"runbook"``.
-        since: keep runs that started at or after this time.
-        until: keep runs that started before this time. A run's start is its impact_started
-            milestone, else declared, else its ``started_at``; when a window is given, runs with
-            none of these are left out.
-
-    Returns:
-        One summary per (key, mode), sorted by key with ``None`` last, real before exercise.
-
-    Raises:
-        ValueError: when ``by`` is neither ``"service"`` nor ``"runbook"``, or a time has no UTC
-            offset.
-    """
-    if by not in ("service", "runbook"):
-        raise ValueError(f"cannot summarise by {by!r}: choose 'service' or 'runbook'")
-    since_utc = None if since is None else as_utc(since)
-    until_utc = None if until is None else as_utc(until)
-    windowed = since_utc is not None or until_utc is not None
-    by_service = by == "service"
-    groups: dict[tuple[str | None, Mode], _Group] = {}
-
-    for tl in timelines:
-        ms = _milestones(tl.marks)
-        if windowed:
-            ref = ms.get("impact_started") or ms.get("declared")
-            if ref is None and tl.started_at is not None:
-                ref = _utc(tl.started_at)
-            if (
-                ref is None
-                or (since_utc is not None and ref < since_utc)
-                or (until_utc is not None and ref >= until_utc)
-            ):
-                continue
-
-        basis = _recovery_basis(ms)
-        ttr = _seconds(_from_basis(ms, basis, "recovered"))
-        ttd = _seconds(_interval(ms, "impact_started", "detected"))
-        tta = _seconds(_interval(ms, "detected", "acknowledged"))
-        mitigate = _seconds(_interval(ms, "impact_started", "mitigated"))
-        rto = None if ttr is None or tl.rto is None else ttr <= tl.rto.total_seconds()
-        breached = ttr is not None and tl.mtpd is not None and ttr > tl.mtpd.total_seconds()
-
-        keys: Iterable[str | None]
-        if by_service:
-            services = tl.services
-            keys = services if len(services) == 1 else (dict.fromkeys(services) or (None,))
-        else:
-            keys = (tl.runbook_id,)
-        for key in keys:
-            group = groups.get((key, tl.mode))
-            if group is None:
-                group = groups[(key, tl.mode)] = _Group()
-            group.count += 1
-            if ttr is not None:
-                group.ttr.append(ttr)
-            if ttd is not None:
-                group.ttd.append(ttd)
-            if tta is not None:
-                group.tta.append(tta)
-            if mitigate is not None:
-                group.time_to_mitigate.append(mitigate)
-            if rto is not None:
-                group.rto_known += 1
-                group.within += rto
-            group.mtpd_breaches += breached
-
-    summaries = []
-    for (key, mode), group in sorted(
-        groups.items(), key=lambda item: (item[0][0] is None, item[0][0] or "", item[0][1] != "real")
-    ):
-        summaries.append(
-            GroupSummary(
-                key=key,
-                mode=mode,
-                count=group.count,
-                ttr=_distribution(group.ttr),
-                ttd=_distribution(group.ttd),
-                tta=_distribution(group.tta),
-                time_to_mitigate=_distribution(group.time_to_mitigate),
-                within_rto=group.within,
-                rto_known=group.rto_known,
-                share_within_rto=group.within / group.rto_known if group.rto_known else None,
-                mtpd_breaches=group.mtpd_breaches,
-                unknown_ttr=group.count - len(group.ttr),
-            )
-        )
-    return summaries
-
-
-def slowest_steps(timelines: Iterable[Timeline], *, limit: int = 10, mode: Mode | None = None) -> list[StepStat]:
-    """Rank runbook steps by how long they take: where recovery time goes.
-
-    Steps are grouped by (runbook, step id, mode), so exercise timings never blend into real
-    ones. Only step runs with both a start and an end, in order, are counted.
-
-    Args:
-        timelines: the runs.
-        limit: how many steps to return.
-        mode: keep only real runs or only exercises; ``None`` keeps both (in separate rows).
-
-    Returns:
-        Up to ``limit`` steps, slowest first: by median, then p90, then maximum, then total.
-
-    Raises:
-        ValueError: when a time has no UTC offset.
-    """
-    durations: dict[tuple[str | None, str, Mode], list[float]] = {}
-    for tl in timelines:
-        if mode is not None and tl.mode != mode:
-            continue
-        for step in tl.steps:
-            if step.started_at is None or step.ended_at is None:
-                continue
-            taken = (_utc(step.ended_at) - _utc(step.started_at)).total_seconds()
-            if taken < 0:
-                continue
-            durations.setdefault((tl.runbook_id, step.step_id, tl.mode), []).append(taken)
-
-    stats = []
-    for (runbook_id, step_id, step_mode), seconds in durations.items():
-        dist = _distribution(seconds)
-        assert dist.median is not None and dist.p90 is not None and dist.max is not None
-        stats.append(
-            StepStat(
-                runbook_id=runbook_id,
-                step_id=step_id,
-                mode=step_mode,
-                count=dist.count,
-                median=dist.median,
-                p90=dist.p90,
-                max=dist.max,
-                total=timedelta(seconds=sum(seconds)),
-            )
-        )
-    stats.sort(key=lambda s: (s.runbook_id or "", s.step_id, s.mode))
-    stats.sort(key=lambda s: (s.median, s.p90, s.max, s.total), reverse=True)
-    return stats[:limit]
