@@ -370,24 +370,24 @@ class Runner:
         self._set_step(planned, "skipped", started_at=now, ended_at=now, reason=reason)
         return True
 
-    def _begin(self, planned: PlannedStep, status: str) -> datetime:
-        """Record that a step starts (or, on resume, goes on): returns when it really started.
+    def _begin(self, planned: PlannedStep, status: str) -> tuple[datetime, int]:
+        """Record that a step starts (or, on resume, goes on): returns when it really started and
+        how many attempts it has had.
 
         A step the runner was in the middle of when it died keeps its start time; a step that
-        failed and runs again starts afresh, without the old error.
+        failed and runs again starts afresh, without the old error (its attempts go on counting).
         """
         previous = self.store.get_step(self.record.id, planned.id)
+        attempts = previous.attempts if previous is not None else 0
         if previous is not None and previous.status == status and previous.started_at is not None:
-            return previous.started_at
+            return previous.started_at, attempts
         started = self.now()
         self._set_step(planned, status, started_at=started, fresh=True)
-        return started
+        return started, attempts
 
     def _submit(self, planned: PlannedStep) -> StepFuture:
         step = planned.step
-        self._begin(planned, "running")
-        previous = self.store.get_step(self.record.id, planned.id)
-        attempts = [previous.attempts if previous else 0]
+        attempts = [self._begin(planned, "running")[1]]
         simulated = self.ctx.exercise and step.exercise_behaviour == "simulate"
 
         def attempt() -> StepOutcome:
@@ -408,7 +408,7 @@ class Runner:
         step = planned.step
         if self._step_status(planned.id) in machine.FAILURES:
             self.store.reopen_approval(self.record.id, planned.id)  # a resumed run asks again after a timeout
-        started = self._begin(planned, "waiting")
+        started, _ = self._begin(planned, "waiting")
         deadline = started + (step.person_timeout or DEFAULT_PERSON_TIMEOUT)
         if self.request.auto_approve and self.ctx.exercise:
             # A decision taken before the run was resumed stands.
