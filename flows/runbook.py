@@ -7,9 +7,10 @@ in the store, so people decide in parallel with each other and with automated wo
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import signal
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from prefect import flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Crashed, Failed
 
@@ -36,6 +37,9 @@ from bcm.spec.models import Step
 from bcm.spec.params import resolve_parameters
 from bcm.store import Store
 from flows.publish import publish_run_results
+
+WAIT_SLICE_S = 0.5
+"""How long the flow's main thread waits for a step before it looks at signals again."""
 
 
 class StepAttemptFailed(Exception):
@@ -96,10 +100,27 @@ class PrefectExecutor:
         return _Future(configured.submit(step.id, attempt, retried=waits_for is None))
 
     def wait_any(self, futures: Sequence[StepFuture]) -> StepFuture:
-        by_id = {f.future.task_run_id: f for f in futures if isinstance(f, _Future)}
-        for finished in as_completed([f.future for f in by_id.values()]):
-            return by_id[finished.task_run_id]
-        raise RuntimeError("wait_any called with no futures")
+        """The first of ``futures`` to finish, waiting in short slices.
+
+        A signal can be delivered to any thread; its Python handler (Ctrl-C, SIGTERM: leave now)
+        then runs only when the main thread next runs Python code. An unbounded wait here would hold
+        it back for as long as a person takes to decide, so the wait wakes every half second.
+        """
+        pending = [f for f in futures if isinstance(f, _Future)]
+        if not pending:
+            raise RuntimeError("wait_any called with no futures")
+        finished: queue.SimpleQueue[_Future] = queue.SimpleQueue()
+        for each in pending:
+            each.future.add_done_callback(functools.partial(_put_when_done, finished, each))
+        while True:
+            try:
+                return finished.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                continue
+
+
+def _put_when_done(finished: queue.SimpleQueue[_Future], future: _Future, _done: object) -> None:
+    finished.put(future)
 
 
 def _flow_run_name() -> str:
@@ -219,11 +240,13 @@ def _leave_on_signals(short_id: str) -> None:
         return
 
     def leave(signum: int, _frame: object) -> None:
-        sys.stderr.write(
+        # os.write, not sys.stderr: the handler may interrupt a thread in the middle of a write to
+        # stderr, and Python's buffered writer refuses a re-entrant call.
+        os.write(
+            2,
             f"\ninterrupted: run {short_id} is kept in the store as it was; "
-            f"`bcm resume {short_id}` continues it where it stopped\n"
+            f"`bcm resume {short_id}` continues it where it stopped\n".encode(),
         )
-        sys.stderr.flush()
         os._exit(128 + signum)
 
     signal.signal(signal.SIGINT, leave)

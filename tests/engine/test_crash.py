@@ -244,6 +244,53 @@ def test_ctrl_c_or_sigterm_ends_the_runner_at_once_and_resume_continues(
     assert json.loads(resumed.stdout)["run"]["status"] == "succeeded"
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_signal_caught_by_another_thread_is_handled_while_the_flow_waits(prefect_server: str) -> None:
+    """Linux may hand Ctrl-C or SIGTERM to any thread of the runner; the flow's main thread, waiting
+    for a step that takes 20 s, still runs the handler within two seconds, not when the step ends."""
+    import threading
+
+    from prefect import flow, task
+
+    from flows.runbook import PrefectExecutor, _Future
+
+    release = threading.Event()
+
+    @task
+    def slow() -> str:
+        release.wait(20)
+        return "done"
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise _Interrupted
+
+    @flow
+    def waits() -> float:
+        future = _Future(slow.submit())
+        # Not the main thread: what the kernel may choose when the main thread is blocked.
+        sender = threading.Timer(0.5, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGUSR1))
+        started = time.monotonic()
+        sender.start()
+        try:
+            PrefectExecutor().wait_any([future])
+        except _Interrupted:
+            return time.monotonic() - started
+        finally:
+            release.set()
+        return float("inf")
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        handled_after = waits()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        release.set()
+    assert handled_after < 2.0
+
+
 def test_resume_after_the_runbook_changed_is_refused_before_anything_runs(bcm_env: BcmEnv, tmp_path: Path) -> None:
     """A runbook edited since its run started: `bcm resume` says so in one line, exit 2, and starts nothing."""
     folder = tmp_path / "library"
