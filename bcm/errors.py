@@ -8,6 +8,8 @@ The command line turns ``InputError`` (and ``SpecError``) into exit 2 with the m
     ├── InputError              bad input: a path, a parameter, a run id, an option value
     │   ├── ApprovalRefused     a decision that cannot be taken: wrong person, not waiting, decided
     │   ├── MarkRefused         a milestone that cannot be recorded by hand
+    │   ├── ObservationRefused  an observation by someone who is not an evaluator, or on no objective
+    │   ├── ActionNotFound      no corrective action has that number
     │   ├── DisruptionError     disruptions that cannot be recorded or imported (every row named)
     │   ├── RunNotFound         no run has that id or id prefix            (also a StoreError)
     │   └── AmbiguousRun        an id prefix matches more than one run     (also a StoreError)
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActionFailed",
+    "ActionNotFound",
     "AlreadyDecided",
     "AmbiguousRun",
     "ApprovalRefused",
@@ -44,6 +47,7 @@ __all__ = [
     "InputError",
     "InvalidTransition",
     "MarkRefused",
+    "ObservationRefused",
     "RunNotFound",
     "SpecError",
     "StoreError",
@@ -77,6 +81,18 @@ class ApprovalRefused(InputError):
 class MarkRefused(InputError):
     """A milestone cannot be recorded: wrong person, unknown milestone, a time in the future, or
     the milestone is already on the timeline."""
+
+
+class ObservationRefused(InputError):
+    """An observation that cannot be recorded: not an evaluator, an unknown objective, not an exercise run."""
+
+
+class ActionNotFound(InputError):
+    """No corrective action has that number."""
+
+    def __init__(self, action_id: int) -> None:
+        self.action_id = action_id
+        super().__init__(f"no corrective action CA-{action_id}: `bcm actions list` shows them")
 
 
 class DisruptionError(InputError):

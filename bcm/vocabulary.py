@@ -120,3 +120,45 @@ MessageKind = Literal[
 MESSAGE_KINDS: tuple[MessageKind, ...] = get_args(MessageKind)
 #: Message kinds that count as stakeholder updates in the communication figures.
 UPDATE_KINDS: tuple[MessageKind, ...] = ("notify",)
+
+# -- exercises (HSEEP) --------------------------------------------------------------------------
+
+ExerciseType = Literal["tabletop", "drill", "functional", "full-scale", "game-day"]
+EXERCISE_TYPES: tuple[ExerciseType, ...] = get_args(ExerciseType)
+#: HSEEP's discussion-based types; the others are operations-based.
+DISCUSSION_BASED: frozenset[ExerciseType] = frozenset({"tabletop"})
+
+MissionArea = Literal["prevention", "protection", "mitigation", "response", "recovery"]
+MISSION_AREAS: tuple[MissionArea, ...] = get_args(MissionArea)
+
+#: How an inject reaches its recipient: the exercise's Slack channel, a direct message to each
+#: holder of the recipient role, or the controller's console (printed by ``bcm exercise run``).
+InjectDelivery = Literal["channel", "dm", "console"]
+INJECT_DELIVERIES: tuple[InjectDelivery, ...] = get_args(InjectDelivery)
+
+InjectStatus = Literal["delivered", "skipped"]
+INJECT_STATUSES: tuple[InjectStatus, ...] = get_args(InjectStatus)
+
+#: HSEEP performance ratings, best first.
+Rating = Literal["P", "S", "M", "U"]
+RATINGS: tuple[Rating, ...] = get_args(Rating)
+RATING_MEANINGS: dict[Rating, str] = {
+    "P": "performed without challenges",
+    "S": "performed with some challenges",
+    "M": "performed with major challenges",
+    "U": "unable to be performed",
+}
+
+ObservationKind = Literal["strength", "improvement", "note", "hotwash"]
+OBSERVATION_KINDS: tuple[ObservationKind, ...] = get_args(ObservationKind)
+
+# -- corrective actions -------------------------------------------------------------------------
+
+ActionStatus = Literal["open", "in_progress", "done", "verified"]
+ACTION_STATUSES: tuple[ActionStatus, ...] = get_args(ActionStatus)
+#: Still to be done: these are flagged when past their due date.
+OPEN_ACTION_STATUSES: frozenset[ActionStatus] = frozenset({"open", "in_progress"})
+
+#: HSEEP's capability elements: where a corrective action changes the organisation.
+CapabilityElement = Literal["planning", "organisation", "equipment", "training", "exercises"]
+CAPABILITY_ELEMENTS: tuple[CapabilityElement, ...] = get_args(CapabilityElement)

@@ -8,6 +8,7 @@ The package, one module per table group behind the ``Store`` facade (``store``):
 - ``runs``: runs, their targets and liveness; ``bulk``: whole runs imported at once;
 - ``steps``: each step's state; ``milestones``: timeline marks and their copy on the run row;
 - ``approvals``: decisions on approve steps; ``readiness``: readiness check results;
+- ``exercises``: exercise runs, their injects and observations; ``corrective``: corrective actions;
 - ``outbox``: stakeholder messages; ``audit_log``: the audit table; ``audit``: the chain's hashing;
 - ``timeline``: the bulk read model behind the figures;
 - ``transactions``: the read and serialised write transactions every ``Store`` method runs in;
@@ -19,7 +20,11 @@ from bcm.store.records import (
     AuditRecord,
     AuditVerification,
     CheckRecord,
+    CorrectiveActionRecord,
+    ExerciseRunRecord,
+    InjectRecord,
     MarkRecord,
+    ObservationRecord,
     OutboxRecord,
     RunImport,
     RunRecord,
@@ -35,7 +40,11 @@ __all__ = [
     "AuditRecord",
     "AuditVerification",
     "CheckRecord",
+    "CorrectiveActionRecord",
+    "ExerciseRunRecord",
+    "InjectRecord",
     "MarkRecord",
+    "ObservationRecord",
     "OutboxRecord",
     "RunImport",
     "RunRecord",

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Date,
     DateTime,
     Engine,
     Float,
@@ -251,6 +252,85 @@ def _0005_liveness(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE step_runs ADD COLUMN process TEXT"))
 
 
+def _0006_exercises(conn: Connection) -> None:
+    """The exercise programme: exercise runs, their injects and observations; corrective actions.
+
+    ``exercise_runs`` says which exercise a run (mode ``exercise``) played, at what speed, and when
+    and why it ended; ``injects`` records each MSEL inject delivered or skipped (a contingency whose
+    condition did not hold), one row per run and inject number; ``observations`` holds evaluators'
+    observations and ratings and the hot wash; ``corrective_actions`` the improvement plan, from
+    exercises and real disruptions alike.
+    """
+    md = MetaData()
+    Table("runs", md, Column("id", Text, primary_key=True))
+    Table(
+        "exercise_runs",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), primary_key=True),
+        Column("exercise_id", Text, nullable=False),
+        Column("exercise_title", Text, nullable=False),
+        Column("exercise_hash", Text, nullable=False),
+        Column("exercise_path", Text, nullable=False),
+        Column("speed", Float, nullable=False),
+        Column("auto_respond", Boolean, nullable=False),
+        Column("startex_at", UTCDateTime, nullable=False),
+        Column("endex_at", UTCDateTime, nullable=True),
+        Column("ended_by", Text, nullable=True),
+        Index("ix_exercise_runs_exercise_id", "exercise_id"),
+    )
+    Table(
+        "injects",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("number", Integer, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("due_at", UTCDateTime, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("delivery", Text, nullable=False),
+        Column("recipient", Text, nullable=False),
+        Column("message", Text, nullable=False),
+        Column("reason", Text, nullable=True),
+        PrimaryKeyConstraint("run_id", "number", name="pk_injects"),
+    )
+    Table(
+        "observations",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("objective_id", Text, nullable=True),
+        Column("kind", Text, nullable=False),
+        Column("rating", Text, nullable=True),
+        Column("note", Text, nullable=False),
+        Column("root_cause", Text, nullable=True),
+        Column("by", Text, nullable=False),
+        Column("role", Text, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Index("ix_observations_run_id", "run_id"),
+    )
+    Table(
+        "corrective_actions",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("finding", Text, nullable=False),
+        Column("action", Text, nullable=False),
+        Column("owner", Text, nullable=False),
+        Column("element", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("start_on", Date, nullable=False),
+        Column("due_on", Date, nullable=False),
+        Column("evidence", Text, nullable=True),
+        Column("root_cause", Text, nullable=True),
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=True),
+        Column("objective_id", Text, nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("closed_at", UTCDateTime, nullable=True),
+        Index("ix_corrective_actions_status_due", "status", "due_on"),
+        Index("ix_corrective_actions_run_id", "run_id"),
+    )
+    md.create_all(conn, tables=[t for name, t in md.tables.items() if name != "runs"])
+
+
 def _timestamp_type(conn: Connection) -> str:
     """The column type ``UTCDateTime`` creates on this backend."""
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
@@ -274,6 +354,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "run targets and source", _0003_run_targets),
     Migration(4, "run milestones", _0004_run_milestones),
     Migration(5, "runner liveness", _0005_liveness),
+    Migration(6, "exercises and corrective actions", _0006_exercises),
 )
 
 

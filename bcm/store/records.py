@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bcm.targets import RunTargets as RunTargets
@@ -224,3 +224,115 @@ class OutboxRecord:
     result: dict[str, Any] | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ExerciseRunRecord:
+    """Which exercise a run (mode ``exercise``) played, on what clock, and when and why it ended.
+
+    ``speed`` compresses the exercise clock: at speed 60 an inject due 15 minutes after STARTEX
+    is delivered 15 seconds after it, and the evaluation reads 15 s of play as 15 minutes.
+    ``ended_by`` says what ended it: ``played out`` or the person who ran ``bcm exercise end``.
+    """
+
+    run_id: str
+    exercise_id: str
+    exercise_title: str
+    exercise_hash: str
+    exercise_path: str
+    speed: float
+    auto_respond: bool
+    startex_at: datetime
+    endex_at: datetime | None
+    ended_by: str | None
+
+    def exercise_time(self, at: datetime) -> timedelta:
+        """How long after STARTEX ``at`` is, on the exercise clock (wall time times the speed)."""
+        return (at - self.startex_at) * self.speed
+
+
+@dataclass(frozen=True)
+class InjectRecord:
+    """One MSEL inject of a run: delivered (or skipped: a contingency whose condition did not hold).
+
+    ``due_at`` is when the exercise clock said to deliver it, ``at`` when it was delivered or
+    skipped; ``message`` is the text as rendered for the recipient.
+    """
+
+    run_id: str
+    number: int
+    status: str
+    due_at: datetime
+    at: datetime
+    delivery: str
+    recipient: str
+    message: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservationRecord:
+    """An evaluator's observation: on an objective (with an optional rating) or the hot wash."""
+
+    id: int
+    run_id: str
+    objective_id: str | None
+    kind: str
+    rating: str | None
+    note: str
+    root_cause: str | None
+    by: str
+    role: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CorrectiveActionRecord:
+    """One row of the improvement plan: a finding, the action that answers it, who and by when."""
+
+    id: int
+    finding: str
+    action: str
+    owner: str
+    element: str
+    status: str
+    start_on: date
+    due_on: date
+    evidence: str | None
+    root_cause: str | None
+    run_id: str | None
+    objective_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    @property
+    def ref(self) -> str:
+        """How people name it: ``CA-7``."""
+        return f"CA-{self.id}"
+
+    def overdue(self, today: date) -> bool:
+        """Still open (open or in progress) after its due date."""
+        return self.status in ("open", "in_progress") and today > self.due_on
+
+    def to_json(self, today: date) -> dict[str, object]:
+        """The action as JSON, with ``overdue`` as of ``today``."""
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "finding": self.finding,
+            "action": self.action,
+            "owner": self.owner,
+            "element": self.element,
+            "status": self.status,
+            "start_on": self.start_on.isoformat(),
+            "due_on": self.due_on.isoformat(),
+            "overdue": self.overdue(today),
+            "evidence": self.evidence,
+            "root_cause": self.root_cause,
+            "run_id": self.run_id,
+            "objective_id": self.objective_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+        }

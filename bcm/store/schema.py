@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -152,4 +153,74 @@ outbox = Table(
     UniqueConstraint("key", name="uq_outbox_key"),
     Index("ix_outbox_status_id", "status", "id"),
     Index("ix_outbox_run_id", "run_id"),
+)
+
+# Migration 6: the exercise programme and the improvement plan.
+exercise_runs = Table(
+    "exercise_runs",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), primary_key=True),
+    Column("exercise_id", Text, nullable=False),
+    Column("exercise_title", Text, nullable=False),
+    Column("exercise_hash", Text, nullable=False),
+    Column("exercise_path", Text, nullable=False),
+    Column("speed", Float, nullable=False),
+    Column("auto_respond", Boolean, nullable=False),
+    Column("startex_at", UTCDateTime, nullable=False),
+    Column("endex_at", UTCDateTime, nullable=True),
+    Column("ended_by", Text, nullable=True),
+    Index("ix_exercise_runs_exercise_id", "exercise_id"),
+)
+
+injects = Table(
+    "injects",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("delivery", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    PrimaryKeyConstraint("run_id", "number", name="pk_injects"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("objective_id", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("rating", Text, nullable=True),
+    Column("note", Text, nullable=False),
+    Column("root_cause", Text, nullable=True),
+    Column("by", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_observations_run_id", "run_id"),
+)
+
+corrective_actions = Table(
+    "corrective_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finding", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("element", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("start_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("evidence", Text, nullable=True),
+    Column("root_cause", Text, nullable=True),
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=True),
+    Column("objective_id", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Index("ix_corrective_actions_status_due", "status", "due_on"),
+    Index("ix_corrective_actions_run_id", "run_id"),
 )

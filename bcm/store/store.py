@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,7 +22,20 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bcm.clock import Clock, as_utc, now
 from bcm.errors import StoreUnavailable
-from bcm.store import approvals, audit_log, bulk, milestones, outbox, readiness, runs, steps, timeline, transactions
+from bcm.store import (
+    approvals,
+    audit_log,
+    bulk,
+    corrective,
+    exercises,
+    milestones,
+    outbox,
+    readiness,
+    runs,
+    steps,
+    timeline,
+    transactions,
+)
 from bcm.store.engine import create_store_engine, safe_url
 from bcm.store.migrations import migrate
 from bcm.store.records import (
@@ -30,7 +43,11 @@ from bcm.store.records import (
     AuditRecord,
     AuditVerification,
     CheckRecord,
+    CorrectiveActionRecord,
+    ExerciseRunRecord,
+    InjectRecord,
     MarkRecord,
+    ObservationRecord,
     OutboxRecord,
     RunImport,
     RunRecord,
@@ -464,6 +481,137 @@ class Store:
         """Record a failed delivery attempt; a permanent one is not retried (audited as message.failed)."""
         with self._write() as conn:
             outbox.mark_attempt(conn, key, error=error, permanent=permanent, clock=self._clock)
+
+    # -- exercises ------------------------------------------------------------------------------
+
+    def start_exercise(self, record: ExerciseRunRecord) -> bool:
+        """Record which exercise a run plays and mark STARTEX at ``record.startex_at``, together.
+
+        Returns:
+            ``False`` when the run was recorded as an exercise run already (a resumed exercise).
+        """
+        with self._write() as conn:
+            return exercises.start(conn, record, clock=self._clock)
+
+    def end_exercise(self, run_id: str, at: datetime, ended_by: str) -> bool:
+        """Mark ENDEX at ``at`` and record what ended the exercise; ``False`` when it had ended."""
+        with self._write() as conn:
+            return exercises.end(conn, run_id, as_utc(at), ended_by, clock=self._clock)
+
+    def get_exercise_run(self, run_id: str) -> ExerciseRunRecord | None:
+        """The exercise a run played, or ``None`` when it is not an exercise run."""
+        with self._read() as conn:
+            return exercises.get(conn, run_id)
+
+    def list_exercise_runs(self, exercise_id: str | None = None) -> list[ExerciseRunRecord]:
+        """Every exercise run (of one exercise when given), oldest STARTEX first."""
+        with self._read() as conn:
+            return exercises.listed(conn, exercise_id)
+
+    def record_inject(self, inject: InjectRecord) -> bool:
+        """Record an inject delivered or skipped; ``False`` when the run had it already."""
+        with self._write() as conn:
+            return exercises.record_inject(conn, inject, clock=self._clock)
+
+    def get_injects(self, run_id: str) -> list[InjectRecord]:
+        """A run's injects, in the order they were delivered or skipped."""
+        with self._read() as conn:
+            return exercises.injects_for(conn, run_id)
+
+    def add_observation(
+        self,
+        run_id: str,
+        *,
+        objective_id: str | None,
+        kind: str,
+        note: str,
+        by: str,
+        role: str,
+        at: datetime,
+        rating: str | None = None,
+        root_cause: str | None = None,
+    ) -> ObservationRecord:
+        """Record an evaluator's observation (checked by ``bcm.exercises``); audited."""
+        with self._write() as conn:
+            return exercises.observe(
+                conn,
+                run_id,
+                objective_id=objective_id,
+                kind=kind,
+                rating=rating,
+                note=note,
+                root_cause=root_cause,
+                by=by,
+                role=role,
+                at=as_utc(at),
+                clock=self._clock,
+            )
+
+    def get_observations(self, run_id: str) -> list[ObservationRecord]:
+        """A run's observations, in the order they were recorded."""
+        with self._read() as conn:
+            return exercises.observations_for(conn, run_id)
+
+    # -- corrective actions ---------------------------------------------------------------------
+
+    def add_action(
+        self,
+        *,
+        finding: str,
+        action: str,
+        owner: str,
+        element: str,
+        start_on: date,
+        due_on: date,
+        status: str = "open",
+        evidence: str | None = None,
+        root_cause: str | None = None,
+        run_id: str | None = None,
+        objective_id: str | None = None,
+    ) -> CorrectiveActionRecord:
+        """Add a corrective action to the improvement plan (audited ``action.created``).
+
+        Raises:
+            RunNotFound: ``run_id`` is given and no run has exactly that id.
+        """
+        values = {
+            "finding": finding,
+            "action": action,
+            "owner": owner,
+            "element": element,
+            "status": status,
+            "start_on": start_on,
+            "due_on": due_on,
+            "evidence": evidence,
+            "root_cause": root_cause,
+            "run_id": run_id,
+            "objective_id": objective_id,
+        }
+        with self._write() as conn:
+            return corrective.add(conn, values, clock=self._clock)
+
+    def update_action(self, action_id: int, *, by: str, **changes: Any) -> CorrectiveActionRecord:
+        """Change a corrective action's fields (see ``corrective.CHANGEABLE``); audited with who and what.
+
+        Raises:
+            ActionNotFound: no action has ``action_id``.
+        """
+        with self._write() as conn:
+            return corrective.change(conn, action_id, changes, by=by, clock=self._clock)
+
+    def get_action(self, action_id: int) -> CorrectiveActionRecord:
+        """The corrective action numbered ``action_id`` (``ActionNotFound`` when none)."""
+        with self._read() as conn:
+            return corrective.get(conn, action_id)
+
+    def list_actions(
+        self, *, statuses: Collection[str] | None = None, owner: str | None = None, run_id: str | None = None
+    ) -> list[CorrectiveActionRecord]:
+        """Corrective actions by due date, filtered by status, owner role and run."""
+        with self._read() as conn:
+            return corrective.listed(
+                conn, statuses=tuple(statuses) if statuses is not None else None, owner=owner, run_id=run_id
+            )
 
     # -- audit ----------------------------------------------------------------------------------
 
