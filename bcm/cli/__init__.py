@@ -20,6 +20,10 @@ One module per command group, one for output::
     outbox      outbox flush
     slack       slack serve; how ``/bcm run`` starts a run (a deployment or a background ``bcm run``)
     slack_app   the Starlette app behind ``bcm slack serve``
+    exercise    exercise run|end|observe|hotwash|plan (from exercise_play, exercise_review, exercise_plan)
+    actions     actions list|add|update|close: corrective actions
+    report      report aar (report_aar)
+    serve       serve: a local Prefect server with the deployments and schedules, found by every bcm
 
 :func:`main` is the exit-code policy: 0 ok, 1 the run or check failed (or files are invalid for
 ``validate``), 2 bad input, 130 interrupted.
@@ -33,7 +37,21 @@ from collections.abc import Callable
 
 import typer
 
-from bcm.cli import approvals, audit, incidents, metrics, outbox, runbooks, runs, slack, status
+from bcm.cli import (
+    actions,
+    approvals,
+    audit,
+    exercise,
+    incidents,
+    metrics,
+    outbox,
+    report,
+    runbooks,
+    runs,
+    serve,
+    slack,
+    status,
+)
 from bcm.cli.output import BAD_INPUT, FAILED, INTERRUPTED, echo, err
 from bcm.cli.runs import prefect_environment
 from bcm.errors import BcmError, InputError, SpecError
@@ -63,6 +81,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("mark", approvals.mark_cmd),
     ("check", runs.check_cmd),
     ("metrics", metrics.metrics_cmd),
+    ("serve", serve.serve_cmd),
 )
 #: The command groups (``bcm outbox flush``, ...), listed after the commands.
 GROUPS: tuple[tuple[str, typer.Typer], ...] = (
@@ -70,6 +89,9 @@ GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("slack", slack.group),
     ("incident", incidents.group),
     ("audit", audit.group),
+    ("exercise", exercise.group),
+    ("actions", actions.group),
+    ("report", report.group),
 )
 
 

@@ -1,0 +1,7 @@
+"""Scaffold: the helper building this module replaces it."""
+
+from bcm.cli.output import fail
+
+
+def aar_cmd() -> None:
+    fail("not built yet")
