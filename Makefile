@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 # The main job on embedded defaults (Prefect's embedded server, SQLite in .bcm/, the transcript
-# instead of Slack): validate the library, list it, then run a runbook end to end as an exercise.
+# instead of Slack): validate the library, list it, run a runbook end to end as an exercise, then
+# play a tabletop exercise at 600 times speed with its scripted responses and write its after-action
+# report (the latest run of that exercise) to .bcm/aar.html.
 demo: $(STAMP)
 	$(BIN)/bcm validate
 	$(BIN)/bcm list
 	$(BIN)/bcm run dc-power-loss --mode exercise --auto-approve -p site=lon-dc1
+	$(BIN)/bcm exercise run dc-power-loss-tabletop --speed 600 --auto-respond
+	$(BIN)/bcm report aar dc-power-loss-tabletop --out .bcm/aar.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,9 +56,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/notify.py
 	$(BIN)/python benchmarks/decision.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/serve.py
 
 schema: $(STAMP)
 	$(BIN)/bcm schema > runbooks/runbook.schema.json
+	$(BIN)/bcm schema --exercise > runbooks/exercise.schema.json
 
 clean:
 	rm -rf $(VENV) .bcm .pytest_cache .mypy_cache .ruff_cache

@@ -116,6 +116,7 @@ MessageKind = Literal[
     "approval_request",  # an approve/manual step: buttons for the role
     "decision",  # edit an approval request to say who decided
     "reminder",  # the cadence passed without a stakeholder update
+    "inject",  # an exercise inject (MSEL): to the exercise channel, or to the role's members directly
 ]
 MESSAGE_KINDS: tuple[MessageKind, ...] = get_args(MessageKind)
 #: Message kinds that count as stakeholder updates in the communication figures.

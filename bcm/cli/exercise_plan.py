@@ -1,7 +1,70 @@
-"""Scaffold: the helper building this module replaces it."""
+"""``bcm exercise plan``: the exercise programme by service, the next scheduled exercises, the gaps.
 
-from bcm.cli.output import fail
+Reads the runbook library, its exercise files and the store's exercise runs; runs nothing and
+imports no Prefect. The programme itself (what counts as held, the gaps, the next fire times) is
+:mod:`bcm.exercises.programme`.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from rich.table import Table
+
+from bcm import clock
+from bcm.cli.output import JsonOption, Text, TzOption, echo, out, print_json, resolve_timezone, shown_time
+from bcm.config import load_settings
+from bcm.exercises.library import load_exercises
+from bcm.exercises.programme import HeldExercise, NextExercise, Programme, programme_document, read_programme
+from bcm.spec import load_library
+from bcm.store import Store
 
 
-def plan_cmd() -> None:
-    fail("not built yet")
+def plan_cmd(json_out: JsonOption = False, tz_name: TzOption = None) -> None:
+    """The exercise programme: per service (tier 1 first) the last exercise and the next, and the gaps."""
+    tz = resolve_timezone(tz_name)
+    settings = load_settings()
+    library = load_library(settings.runbooks)
+    exercises = load_exercises(settings.runbooks, library)
+    with Store.open(settings.database_url) as store:
+        programme = read_programme(store, library, exercises, as_of=clock.now(), tz=tz)
+    if json_out:
+        print_json(programme_document(programme))
+        return
+    _print(programme, tz)
+
+
+def _last(held: HeldExercise | None, tz: tzinfo) -> str:
+    return "never" if held is None else f"{shown_time(held.at, tz)} {held.label}"
+
+
+def _next(upcoming: NextExercise | None, tz: tzinfo) -> str:
+    return "not scheduled" if upcoming is None else f"{shown_time(upcoming.at, tz)} {upcoming.exercise_id}"
+
+
+def _print(programme: Programme, tz: tzinfo) -> None:
+    table = Table(
+        title=Text(
+            f"Exercise programme at {shown_time(programme.as_of, tz)} "
+            f"(tier 1 exercised since {shown_time(programme.covered_since, tz)})"
+        )
+    )
+    for column in ("tier", "service", "runbooks", "last exercise", "result", "next scheduled"):
+        table.add_column(column)
+    for sp in programme.services:
+        cells = (
+            str(sp.service.tier),
+            sp.service.id,
+            ", ".join(sp.runbooks) or "-",
+            _last(sp.last, tz),
+            "-" if sp.last is None else sp.last.result(),
+            _next(sp.next, tz),
+        )
+        table.add_row(*(Text(cell) for cell in cells))
+    out.print(table)
+    if not programme.gaps:
+        echo("No gaps.")
+        return
+    echo(f"Gaps ({len(programme.gaps)}):")
+    for gap in programme.gaps:
+        echo(f"  {gap.line}")

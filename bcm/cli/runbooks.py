@@ -1,5 +1,5 @@
-"""The runbook library commands: ``validate``, ``schema``, ``list``, ``show``, and the plan that
-``bcm run --dry-run`` prints.
+"""The runbook library commands: ``validate`` (runbooks and exercises), ``schema``, ``list``,
+``show``, and the plan that ``bcm run --dry-run`` prints.
 
 None of them runs anything or opens the store, and none imports Prefect: they stay fast.
 """
@@ -23,7 +23,7 @@ from bcm.engine.context import RunContext, RunInfo
 from bcm.engine.plan import Plan
 from bcm.errors import TemplateRenderError
 from bcm.kinds.base import model_value
-from bcm.spec import Catalog, LoadedRunbook, Runbook, Step, load_library, load_one, validate
+from bcm.spec import Catalog, LoadedRunbook, Runbook, Step, load_library, load_one
 from bcm.spec.problems import display_path
 from bcm.spec.schema import runbook_schema_text
 from bcm.spec.summary import (
@@ -51,22 +51,44 @@ def _library_root() -> Path:
 
 
 def validate_cmd(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Runbook files or folders (default: the library).")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Runbook or exercise files, or folders (default: the library and its exercises)."),
+    ] = None,
 ) -> None:
-    """Check runbooks and their catalog; print every problem as path:line:col: message."""
+    """Check runbooks, exercises and the catalog; print every problem as path:line:col: message."""
+    from bcm.exercises.library import validate_paths
+
     root = _library_root()
     targets = paths or [root]
-    loaded, problems = validate(targets, library_root=root)
-    for problem in sorted(problems):
+    result = validate_paths(targets, library_root=root)
+    for problem in sorted(result.problems):
         echo(str(problem))
-    if problems:
-        err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {len(targets)} path(s)")
+    if result.problems:
+        count = len(result.problems)
+        err.print(f"{count} problem{'s' if count != 1 else ''} in {len(targets)} path(s)")
         raise typer.Exit(FAILED)
-    err.print(f"{len(loaded)} runbook{'s' if len(loaded) != 1 else ''} valid")
+    valid = [_counted(len(result.runbooks), "runbook")] if result.runbooks or not result.exercise_files else []
+    if result.exercise_files:
+        valid.append(_counted(len(result.exercises), "exercise"))
+    err.print(f"{' and '.join(valid)} valid")
 
 
-def schema_cmd() -> None:
-    """Print the runbook JSON Schema (for editors: yaml-language-server)."""
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def schema_cmd(
+    exercise: Annotated[
+        bool, typer.Option("--exercise", help="The exercise schema (runbooks/exercise.schema.json) instead.")
+    ] = False,
+) -> None:
+    """Print the runbook JSON Schema, or with --exercise the exercise one (for editors: yaml-language-server)."""
+    if exercise:
+        from bcm.exercises.models import exercise_schema_text
+
+        sys.stdout.write(exercise_schema_text())
+        return
     sys.stdout.write(runbook_schema_text())
 
 

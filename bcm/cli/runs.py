@@ -1,9 +1,12 @@
 """The commands that run flows: ``run``, ``resume`` and ``check``.
 
-They start Prefect's embedded server when no server is configured (saying so, as it takes seconds),
-show each step as it starts, waits and ends, then where the run stands. A store or server that
-cannot be used is one line and exit 2 before any run is announced. Prefect and ``flows/`` are
-imported inside the functions that run flows, so the other commands do not pay for them.
+Which Prefect server they use: ``PREFECT_API_URL`` when set; else the server of a ``bcm serve``
+running for the same ``BCM_HOME`` (found by :func:`prefect_environment` for every command, before
+Prefect is imported); else Prefect's embedded server, which they start (saying so, as it takes
+seconds). They show each step as it starts, waits and ends, then where the run stands. A store or
+server that cannot be used is one line and exit 2 before any run is announced. Prefect and
+``flows/`` are imported inside the functions that run flows, so the other commands do not pay for
+them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from rich.table import Table
 from bcm import clock
 from bcm.cli.output import FAILED, OK, JsonOption, echo, err, escape, fail, out, print_json
 from bcm.cli.runbooks import print_dry_run
+from bcm.cli.serve import find_served_server
 from bcm.cli.status import RunArgument, open_store, print_run
 from bcm.config import Settings, load_settings
 from bcm.durations import format_duration
@@ -31,21 +35,39 @@ from bcm.incidents import parse_time
 from bcm.spec import Catalog, LoadedRunbook, load_one
 from bcm.spec.params import resolve_parameters
 from bcm.spec.problems import display_path
-from bcm.store import StepRecord, Store
+from bcm.store import RunRecord, StepRecord, Store
 
 ParamOption = Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")]
 AutoApproveOption = Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")]
 #: How often the progress display reads the store, in seconds.
 PROGRESS_POLL_S = 0.3
-STARTING_SERVER = "starting Prefect's embedded server (8-15 s; set PREFECT_API_URL to use a running one)"
+STARTING_SERVER = "starting Prefect's embedded server (8-15 s; `bcm serve` or PREFECT_API_URL use a running one)"
+
+
+#: The API URL of the ``bcm serve`` this process uses (None: PREFECT_API_URL, or the embedded server).
+served_url: str | None = None
+#: Why a ``bcm serve`` recorded in BCM_HOME is not used (it does not answer), said before an embedded server starts.
+served_note: str | None = None
 
 
 def prefect_environment() -> None:
-    """Quiet, offline Prefect for command-line runs (read before Prefect is imported)."""
+    """Quiet, offline Prefect for command-line runs, on the server of ``bcm serve`` when one runs.
+
+    Called first by every command (and again before a flow runs), before Prefect is imported:
+    Prefect reads these settings once. With no ``PREFECT_API_URL``, a live ``bcm serve`` recorded in
+    ``$BCM_HOME/serve.json`` sets it (see :mod:`bcm.cli.serve`); without one, nothing is set and the
+    commands that run flows start Prefect's embedded server.
+    """
+    global served_url, served_note
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    if served_url is not None or os.environ.get("PREFECT_API_URL"):
+        return
+    served_url, served_note = find_served_server(load_settings().home)
+    if served_url is not None:
+        os.environ["PREFECT_API_URL"] = served_url
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -62,8 +84,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 def check_prefect_server() -> None:
     """With PREFECT_API_URL set: one line and exit 2 now, before a run is announced, when nothing answers."""
     url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    if not url:
-        return
+    if not url or url == served_url:
+        return  # bcm serve's server answered its health check a moment ago
     import httpx  # only the commands that run flows pay for it
 
     try:
@@ -76,14 +98,21 @@ def check_prefect_server() -> None:
 
 
 def run_flow(call: Callable[[], Any], *, quiet: bool) -> Any:
-    """Run a flow call: the embedded server started first (saying so), Prefect's heartbeat off."""
+    """Run a flow call on the server :func:`prefect_environment` chose, Prefect's heartbeat off.
+
+    Says which: ``bcm serve``'s, or the embedded one, started first (it takes seconds).
+    """
     prefect_environment()
     # Prefect takes seconds to import: only the commands that run flows pay for it.
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from flows.server import EmbeddedServerError, embedded, start_embedded_server
 
+    if served_url is not None and not quiet:
+        echo(f"on the Prefect server of `bcm serve`: {served_url.removesuffix('/api')}", stderr=True)
     if embedded():
+        if served_note is not None and not quiet:
+            echo(f"{served_note}: using Prefect's embedded server", stderr=True)
         try:
             with _spinner(STARTING_SERVER, quiet):
                 start_embedded_server()
@@ -302,10 +331,10 @@ def resume_cmd(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Continue an interrupted or failed run: finished steps are kept, with their true times."""
-    # The engine's runner imports every step kind (httpx among them): only a resumed run pays for it.
-    from bcm.engine.liveness import stop_leftover_attempts
+    """Continue an interrupted or failed run: finished steps are kept, with their true times.
 
+    An exercise run goes on as its exercise (``bcm exercise run EXERCISE --resume RUN``).
+    """
     settings = load_settings()
     with open_store(settings, write=True) as store:
         record = store.get_run(run)
@@ -315,30 +344,17 @@ def resume_cmd(
             fail(f"run {record.short_id} was recorded by hand ({record.source}), not run by bcm: nothing to resume")
         if auto_approve and record.mode != "exercise":
             fail("--auto-approve is only for exercise mode: in a real disruption people approve")
-        liveness = assess(record)
-        if liveness.state == "alive":
-            beat = f"{(clock.now() - (record.heartbeat_at or record.started_at)).total_seconds():.0f}s ago"
-            fail(
-                f"run {record.short_id} is still running: its runner ({record.runner}) gave a heartbeat {beat}. "
-                f"`bcm status {record.short_id}` shows where it is"
-            )
-        if liveness.state == "stalled":
-            pid = (record.runner or "").split("/")[-2:-1] or ["?"]
-            fail(
-                f"run {record.short_id}: {liveness.why}; a second runner would run its steps twice: "
-                f"stop it first (kill {pid[0]}), then `bcm resume {record.short_id}`"
-            )
-        loaded, catalog = load_one(record.runbook_path, library_root=settings.runbooks)
-        if loaded.sha256 != record.runbook_hash:
-            fail(
-                f"runbook {loaded.runbook.id} ({display_path(loaded.path)}) changed since run {record.short_id} "
-                "started; resuming would mix two versions of the plan: restore the file (git) or start a new run"
-            )
-        check_prefect_server()
-        if not json_out:
-            was = liveness.why if liveness.interrupted else record.status
-            echo(f"resuming run {record.short_id} of {record.runbook_id} ({was})", stderr=True)
-        stop_leftover_attempts(store, record.id, take_over=take_over, report=partial(echo, stderr=True))
+        played = store.get_exercise_run(record.id)
+        if played is None:
+            loaded, catalog = _check_resumable(store, record, settings, take_over=take_over, json_out=json_out)
+    if played is not None:
+        # An exercise run goes on as its exercise: the same clock, its injects, none delivered twice.
+        from bcm.cli.exercise_play import run_cmd as play_exercise
+
+        play_exercise(
+            exercise=played.exercise_path, resume=record.id, json_out=json_out, speed=1.0, auto_respond=False, by=None
+        )
+        return
     # Prefect: imported once the run is announced, as it takes seconds.
     from flows.runbook import run_runbook
 
@@ -356,6 +372,40 @@ def resume_cmd(
         )
 
     _run_and_report(settings, record.id, loaded, catalog, call, json_out=json_out)
+
+
+def _check_resumable(
+    store: Store, record: RunRecord, settings: Settings, *, take_over: bool, json_out: bool
+) -> tuple[LoadedRunbook, Catalog]:
+    """Refuse to resume a run whose runner lives or whose runbook changed; stop what its last attempts left."""
+    # The engine's runner imports every step kind (httpx among them): only a resumed run pays for it.
+    from bcm.engine.liveness import stop_leftover_attempts
+
+    liveness = assess(record)
+    if liveness.state == "alive":
+        beat = f"{(clock.now() - (record.heartbeat_at or record.started_at)).total_seconds():.0f}s ago"
+        fail(
+            f"run {record.short_id} is still running: its runner ({record.runner}) gave a heartbeat {beat}. "
+            f"`bcm status {record.short_id}` shows where it is"
+        )
+    if liveness.state == "stalled":
+        pid = (record.runner or "").split("/")[-2:-1] or ["?"]
+        fail(
+            f"run {record.short_id}: {liveness.why}; a second runner would run its steps twice: "
+            f"stop it first (kill {pid[0]}), then `bcm resume {record.short_id}`"
+        )
+    loaded, catalog = load_one(record.runbook_path, library_root=settings.runbooks)
+    if loaded.sha256 != record.runbook_hash:
+        fail(
+            f"runbook {loaded.runbook.id} ({display_path(loaded.path)}) changed since run {record.short_id} "
+            "started; resuming would mix two versions of the plan: restore the file (git) or start a new run"
+        )
+    check_prefect_server()
+    if not json_out:
+        was = liveness.why if liveness.interrupted else record.status
+        echo(f"resuming run {record.short_id} of {record.runbook_id} ({was})", stderr=True)
+    stop_leftover_attempts(store, record.id, take_over=take_over, report=partial(echo, stderr=True))
+    return loaded, catalog
 
 
 def check_cmd(

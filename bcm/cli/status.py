@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from bcm import corrective
 from bcm.cli.output import JsonOption, echo, escape, fail, out, print_json
 from bcm.config import Settings, load_settings
 from bcm.durations import format_duration
@@ -41,6 +42,8 @@ def open_store(settings: Settings, *, write: bool = False) -> Store:
 def print_run(store: Store, run_ref: str, *, json_out: bool, library_root: Path) -> str:
     """Print where a run stands (or its JSON document); return the status people see."""
     doc = run_document(store, store.get_run(run_ref), library_root=library_root)
+    actions, today = store.list_actions(run_id=doc["run"]["id"]), corrective.today()
+    doc["corrective_actions"] = [corrective.action_json(a, today) for a in actions]
     if json_out:
         print_json(doc, default=str)
         return str(doc["run"]["status"])
@@ -59,8 +62,17 @@ def print_run(store: Store, run_ref: str, *, json_out: bool, library_root: Path)
         out.print(f"[red]{escape(run['error'])}[/]")
     out.print(_steps_table(doc["steps"]))
     out.print(_timeline_table(doc["milestones"]))
+    if doc["exercise"] is not None:
+        out.print(_injects_table(doc["exercise"], doc["injects"]))
     _print_waiting(doc["waiting_on"])
     _print_messages(doc["messages"])
+    for action in actions:  # the run's corrective actions (bcm actions), overdue ones flagged
+        marker = corrective.overdue_marker(action.status, action.due_on, today)
+        out.print(
+            f"{action.ref} {action.status}, {escape(action.owner)}, due {action.due_on.isoformat()}"
+            + (f" [bold red]{marker}[/]" if marker else "")
+            + f": {escape(action.action)}"
+        )
     return str(run["status"])
 
 
@@ -94,6 +106,28 @@ def _timeline_table(milestones: list[dict[str, Any]]) -> Table:
     for mark in milestones:
         timeline.add_row(mark["milestone"], mark["at"][:19].replace("T", " "), escape(mark["source"]))
     return timeline
+
+
+def _injects_table(exercise: dict[str, Any], injects: list[dict[str, Any]]) -> Table:
+    """An exercise run's injects: when each was due and delivered (or why it was skipped)."""
+    endex = f"ENDEX {exercise['endex'][11:19]} ({exercise['ended_by']})" if exercise["endex"] else "no ENDEX yet"
+    table = Table(
+        title=f"Injects of exercise {escape(exercise['id'])} at speed {exercise['speed']:g}: "
+        f"STARTEX {exercise['startex'][11:19]}, {endex}"
+    )
+    for column in ("#", "due (UTC)", "at (UTC)", "to", "delivery", "status", "message / why"):
+        table.add_column(column)
+    for inject in injects:
+        table.add_row(
+            str(inject["number"]),
+            inject["due_at"][11:19],
+            inject["at"][11:19],
+            escape(inject["recipient"]),
+            inject["delivery"],
+            inject["status"],
+            escape(inject["reason"] or inject["message"]),
+        )
+    return table
 
 
 def _print_waiting(waiting_on: list[dict[str, Any]]) -> None:

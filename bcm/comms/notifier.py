@@ -37,6 +37,8 @@ class Message:
         topic: the channel topic (open_channel).
         invite: Slack user ids to invite (open_channel).
         target: for ``decision``: the channel and ts of the message to edit.
+        direct: for ``inject``: to each member of the ``to`` roles directly (an inject's ``dm``
+            delivery), not to the exercise channel.
     """
 
     key: str
@@ -51,6 +53,7 @@ class Message:
     topic: str | None = None
     invite: tuple[str, ...] = ()
     target: dict[str, str] | None = None
+    direct: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -21,7 +21,8 @@ superseded, not delivered (:func:`message_counts`). An edit waits while the mess
 undelivered, and fails when that message failed for good.
 
 Routing:
-- exercise runs: everything goes to the exercise channel, never to a stakeholder channel;
+- exercise runs: everything goes to the exercise channel, never to a stakeholder channel; an
+  exercise inject delivered ``dm`` goes to each member of its recipient role directly;
 - real runs: the status board, step updates (in the board's thread) and approval requests go to
   the run's incident channel (or the incidents channel when the runbook opens none, or when it
   could not be opened); notify steps go to each role's channel, or to its members directly.
@@ -177,7 +178,22 @@ class OutboxNotifier:
                 (f"{message.key}/{i}", {"op": "post", "channel": dest, **base})
                 for i, dest in enumerate(self._destinations(message.to))
             ]
+        if kind == "inject":
+            return self._inject_operations(message, base)
         raise ValueError(f"unknown message kind {kind!r}")
+
+    def _inject_operations(self, message: Message, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """An exercise inject goes only to exercise destinations: the exercise channel, or (``dm``) each
+        member of the recipient role directly; a role with no Slack user gets it in the exercise channel."""
+        users: list[str] = []
+        for role_id in message.to if message.direct else ():
+            role = self.catalog.roles.get(role_id) if self.catalog else None
+            for person in role.members if role else []:
+                if person.slack_user and person.slack_user not in users:
+                    users.append(person.slack_user)
+        if not users:
+            return [(message.key, {"op": "post", "channel": {"name": self.exercise_channel}, **base})]
+        return [(f"{message.key}/{i}", {"op": "post", "channel": {"id": user}, **base}) for i, user in enumerate(users)]
 
     def _destinations(self, roles: tuple[str, ...]) -> list[dict[str, str]]:
         """A role's channel, or each of its members directly; the incidents channel otherwise."""

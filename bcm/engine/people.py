@@ -36,9 +36,11 @@ class DecisionBoard:
         self._lock = threading.Lock()
 
     def open(self, step_id: str) -> None:
-        """A person step starts waiting."""
+        """A person step starts waiting (released at once when the run has stopped meanwhile)."""
         with self._lock:
             self._waiting[step_id] = threading.Event()
+            if self._stopped is not None:
+                self._waiting[step_id].set()
 
     def stop(self, reason: str) -> None:
         """Wake every person step still waiting; each ends cancelled with ``reason``."""

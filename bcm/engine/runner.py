@@ -179,6 +179,14 @@ class Runner:
             self.env.sleep = sleep
         self._status = run.status
         self._board = DecisionBoard(store, run.id, now=now, deadline_check_s=deadline_check_s)
+        self._stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """End the run early, from any thread (``bcm exercise end``): no further step starts, the person
+        steps that wait are released, automated steps in flight finish, and the run ends ``cancelled``
+        with every step left over cancelled with ``reason``."""
+        self._stop_reason = reason
+        self._board.stop(reason)
 
     # ------------------------------------------------------------------ records
 
@@ -306,7 +314,7 @@ class Runner:
         done = {p.id for p in self.plan.steps if self._is_done(p)}
         stopped_by: str | None = None
         while True:
-            if stopped_by is None:
+            if stopped_by is None and self._stop_reason is None:
                 started = {p.id for _, p in futures.values()}
                 skipped = False
                 for planned in self.plan.ready(done=done, started=started):
@@ -327,7 +335,7 @@ class Runner:
             self._finish(planned, future.outcome())
             if self._is_done(planned):
                 done.add(planned.id)
-            elif stopped_by is None:
+            elif stopped_by is None and self._stop_reason is None:
                 stopped_by = planned.id
                 # Nobody should go on deciding for a run that has stopped: release the waits now.
                 self._board.stop(f"not needed: the run stopped after step '{stopped_by}' failed")
@@ -335,10 +343,17 @@ class Runner:
 
     def _conclude(self, stopped_by: str | None, done: set[str]) -> RunResult:
         failed = tuple(p.id for p in self.plan.steps if self._step_status(p.id) in machine.FAILURES)
+        if self._stop_reason is not None:
+            reason = self._stop_reason
+        else:
+            reason = f"not run: the run stopped after step '{stopped_by}' failed" if stopped_by else "not run"
         for planned in self.plan.steps:
             if planned.id not in done and self._step_status(planned.id) not in machine.FAILURES:
-                reason = f"not run: the run stopped after step '{stopped_by}' failed" if stopped_by else "not run"
                 self._set_step(planned, "cancelled", reason=reason)
+        if self._stop_reason is not None:
+            self._set_run_status("cancelled", error=reason, ended=True)
+            self.comms.finished("cancelled", reason)
+            return RunResult(self.record.id, "cancelled", failed)
         if stopped_by is not None:
             step = self.plan.get(stopped_by)
             error = self.store.get_step(self.record.id, stopped_by)

@@ -1,5 +1,6 @@
 """Where a run stands: its steps, milestones, who it waits on and whether its runner lives, as one
-JSON-able document (``bcm status --json``, the status table, ``/bcm status`` in Slack)."""
+JSON-able document (``bcm status --json``, the status table, ``/bcm status`` in Slack); for an
+exercise run, also the exercise it plays and its injects."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bcm.engine.liveness import assess, shown_status
 from bcm.errors import BcmError
 from bcm.spec import load_one
 from bcm.spec.loader import Catalog, LoadedRunbook
-from bcm.store import RunRecord, StepRecord, Store
+from bcm.store import ExerciseRunRecord, InjectRecord, RunRecord, StepRecord, Store
 
 
 def run_document(store: Store, run: RunRecord, *, library_root: Path | None = None) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def run_document(store: Store, run: RunRecord, *, library_root: Path | None = No
     approvals = store.get_approvals(run.id)
     waiting = [s for s in steps if s.status == "waiting"]
     runbook = _runbook(run, library_root) if waiting else None
+    played = store.get_exercise_run(run.id) if run.mode == "exercise" else None
     return {
         "run": {
             "id": run.id,
@@ -71,6 +73,8 @@ def run_document(store: Store, run: RunRecord, *, library_root: Path | None = No
         ],
         "milestones": [{"milestone": m.milestone, "at": m.at.isoformat(), "source": m.source} for m in marks],
         "waiting_on": [_waiting(run, s, runbook, approvals) for s in waiting],
+        "exercise": exercise_document(played) if played is not None else None,
+        "injects": [inject_document(i) for i in store.get_injects(run.id)] if played is not None else [],
         "messages": {
             # A board edit replaced by a later one before it was sent is superseded, not delivered.
             "delivered": sum(1 for m in messages if m.status == "delivered" and not is_superseded(m)),
@@ -82,6 +86,34 @@ def run_document(store: Store, run: RunRecord, *, library_root: Path | None = No
             ],
             "failed": [{"key": m.key, "kind": m.kind, "error": m.last_error} for m in messages if m.status == "failed"],
         },
+    }
+
+
+def exercise_document(played: ExerciseRunRecord) -> dict[str, Any]:
+    """The exercise a run plays: which, on what clock, STARTEX and ENDEX (and what ended it)."""
+    return {
+        "id": played.exercise_id,
+        "title": played.exercise_title,
+        "path": played.exercise_path,
+        "speed": played.speed,
+        "auto_respond": played.auto_respond,
+        "startex": played.startex_at.isoformat(),
+        "endex": played.endex_at.isoformat() if played.endex_at else None,
+        "ended_by": played.ended_by,
+    }
+
+
+def inject_document(inject: InjectRecord) -> dict[str, Any]:
+    """One inject of an exercise run, delivered or skipped, as JSON."""
+    return {
+        "number": inject.number,
+        "status": inject.status,
+        "due_at": inject.due_at.isoformat(),
+        "at": inject.at.isoformat(),
+        "delivery": inject.delivery,
+        "recipient": inject.recipient,
+        "message": inject.message,
+        "reason": inject.reason,
     }
 
 

@@ -10,8 +10,9 @@ library in :mod:`bcm.exercises.library`.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -31,6 +32,9 @@ Origin = Milestone
 
 class Happened(Model):
     """Something that can be seen on the timeline: a step done (succeeded) or a milestone reached."""
+
+    # Exactly one of the two keys, for editors too.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     step: Slug | None = None
     milestone: Milestone | None = None
@@ -53,6 +57,8 @@ class Happened(Model):
 class MilestoneMeasure(Model):
     """A milestone reached within a time of STARTEX or of another milestone."""
 
+    model_config = ConfigDict(title="milestone measure")
+
     milestone: Milestone
     within: Duration
     of: Origin = "startex"
@@ -60,6 +66,8 @@ class MilestoneMeasure(Model):
 
 class StepMeasure(Model):
     """A step of the runbook done (succeeded), optionally within a time of STARTEX or a milestone."""
+
+    model_config = ConfigDict(title="step measure")
 
     step: Slug
     within: Duration | None = None
@@ -72,12 +80,16 @@ class CadenceMeasure(Model):
     ``cadence: kept`` with ``at_least`` the share of updates that must be on time (default all).
     """
 
+    model_config = ConfigDict(title="cadence measure")
+
     cadence: Literal["kept"]
     at_least: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
 class TargetMeasure(Model):
     """A recovery target met: ``rto`` (time to recover within the RTO) or ``mtpd`` (within the MTPD)."""
+
+    model_config = ConfigDict(title="target measure")
 
     target: Literal["rto", "mtpd"]
 
@@ -108,7 +120,23 @@ class Objective(Model):
     id: Slug
     title: str = Field(min_length=1)
     capability: str = Field(min_length=1, max_length=80)
-    measure: Measure | None = None
+    measure: Measure | None = Field(
+        default=None,
+        description=(
+            "How the run shows the objective met, one of: {milestone, within, of} (a milestone reached "
+            "within a time of STARTEX or another milestone), {step, within?, of} (a runbook step done), "
+            "{cadence: kept, at_least} (updates on the runbook's cadence), {target: rto | mtpd}. "
+            "Without one, evaluators judge it."
+        ),
+        json_schema_extra={
+            "examples": [
+                {"milestone": "acknowledged", "within": "15m", "of": "startex"},
+                {"step": "confirm-power-state", "within": "10m"},
+                {"cadence": "kept", "at_least": 0.75},
+                {"target": "rto"},
+            ]
+        },
+    )
     description: str | None = None
 
 
@@ -118,6 +146,8 @@ class Objective(Model):
 class Contingency(Model):
     """When a contingency inject is sent: only ``unless`` something has happened by its time (to
     put play back on track), or only ``if`` it has."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     unless: Happened | None = None
     if_: Happened | None = Field(default=None, alias="if")
@@ -147,25 +177,36 @@ class Inject(Model):
     """One MSEL inject: delivered at its offset from STARTEX on the exercise clock."""
 
     number: Annotated[int, Field(ge=1, le=999)]
-    at: Duration
-    from_: RoleId = Field(alias="from")
-    to: RoleId
+    at: Duration = Field(description="Offset from STARTEX on the exercise clock: 0m, 15m, 2h.")
+    from_: RoleId = Field(alias="from", description="The role that sends it (usually the controller).")
+    to: RoleId = Field(description="The role that receives it: a player.")
     delivery: InjectDelivery = "channel"
     message: str = Field(min_length=1)
     expected_action: str = Field(min_length=1)
-    expects: Happened | None = None
-    objective: Slug | None = None
-    contingency: Contingency | None = None
+    expects: Happened | None = Field(default=None, description="The step or milestone the inject should lead to.")
+    objective: Slug | None = Field(default=None, description="The id of the objective the inject tests.")
+    contingency: Contingency | None = Field(
+        default=None, description="Send it only unless (or only if) a step or milestone has happened by its time."
+    )
 
 
 class Response(Model):
     """A scripted answer for unattended rehearsal: who answers a person step, after how long."""
 
     step: Slug
-    by: str = Field(min_length=1)
-    after: Duration = timedelta(0)
+    by: str = Field(min_length=1, description="The name of a person who holds the step's role.")
+    after: Duration = Field(default=timedelta(0), description="How long after the step starts waiting.")
     decision: Literal["approve", "reject"] = "approve"
     note: str | None = None
+
+
+class GameDay(Model):
+    """What a game day (chaos practice) states before anything is broken: the steady state it
+    expects to hold, how far the fault may reach, and when the controller stops at once."""
+
+    hypothesis: str = Field(min_length=1)
+    blast_radius: str = Field(min_length=1)
+    abort_when: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
 
 
 class Schedule(Model):
@@ -196,12 +237,15 @@ class Exercise(Model):
     type: ExerciseType
     scope: str = Field(min_length=1)
     scenario: str = Field(min_length=1)
+    game_day: GameDay | None = None
     mission_areas: list[MissionArea] = Field(default_factory=list)
     sponsor: RoleId
     participants: list[RoleId] = Field(min_length=1)
     evaluators: list[RoleId] = Field(min_length=1)
     controller: RoleId | None = None
-    parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    parameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="The runbook's parameters for the exercise run."
+    )
     schedule: Schedule | None = None
     objectives: list[Objective] = Field(min_length=1)
     msel: list[Inject] = Field(default_factory=list)
@@ -227,6 +271,7 @@ __all__ = [
     "CadenceMeasure",
     "Contingency",
     "Exercise",
+    "GameDay",
     "Happened",
     "Inject",
     "Measure",
@@ -236,4 +281,22 @@ __all__ = [
     "Schedule",
     "StepMeasure",
     "TargetMeasure",
+    "exercise_schema",
+    "exercise_schema_text",
 ]
+
+
+def exercise_schema() -> dict[str, object]:
+    """The JSON Schema of exercise format version 1, for editors and CI."""
+    schema = Exercise.model_json_schema(by_alias=True)
+    # One level for editors: a measure is one of the four kinds (or null), not "any of (one of ...) or null".
+    measure: dict[str, Any] = schema["$defs"]["Objective"]["properties"]["measure"]
+    kinds, null = measure.pop("anyOf")
+    measure["oneOf"] = [*kinds["oneOf"], null]
+    schema["$id"] = "https://github.com/bcm-project/bcm/runbooks/exercise.schema.json"
+    return schema
+
+
+def exercise_schema_text() -> str:
+    """The schema as the committed file holds it: sorted keys, two-space indent, final newline."""
+    return json.dumps(exercise_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

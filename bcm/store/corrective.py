@@ -49,8 +49,8 @@ def _json(value: object) -> object:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def add(conn: Connection, values: dict[str, Any], *, clock: Clock) -> CorrectiveActionRecord:
-    """Insert a corrective action (``values``: the table's columns but id and times); audit it."""
+def add(conn: Connection, values: dict[str, Any], *, by: str, clock: Clock) -> CorrectiveActionRecord:
+    """Insert a corrective action (``values``: the table's columns but id and times); audit it with who."""
     if values.get("run_id") is not None:
         require_run(conn, values["run_id"])
     at = clock()
@@ -59,7 +59,7 @@ def add(conn: Connection, values: dict[str, Any], *, clock: Clock) -> Corrective
     append(
         conn,
         ACTION_CREATED,
-        {"id": new_id, **{k: _json(v) for k, v in values.items()}},
+        {"id": new_id, "by": by, **{k: _json(v) for k, v in values.items()}},
         run_id=values.get("run_id"),
         at=at,
     )
@@ -67,9 +67,9 @@ def add(conn: Connection, values: dict[str, Any], *, clock: Clock) -> Corrective
 
 
 def change(
-    conn: Connection, action_id: int, changes: dict[str, Any], *, by: str, clock: Clock
+    conn: Connection, action_id: int, changes: dict[str, Any], *, by: str, note: str | None, clock: Clock
 ) -> CorrectiveActionRecord:
-    """Apply ``changes`` (only fields in ``CHANGEABLE``); audit the old and new values and who.
+    """Apply ``changes`` (only fields in ``CHANGEABLE``); audit the old and new values, who, and why (``note``).
 
     Moving to done or verified sets ``closed_at``; moving back to open or in progress clears it.
 
@@ -95,6 +95,7 @@ def change(
             "id": action_id,
             "by": by,
             "changes": {k: {"from": _json(getattr(before, k)), "to": _json(v)} for k, v in changed.items()},
+            **({"note": note} if note else {}),
         },
         run_id=before.run_id,
         at=at,

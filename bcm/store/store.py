@@ -568,8 +568,9 @@ class Store:
         root_cause: str | None = None,
         run_id: str | None = None,
         objective_id: str | None = None,
+        by: str,
     ) -> CorrectiveActionRecord:
-        """Add a corrective action to the improvement plan (audited ``action.created``).
+        """Add a corrective action to the improvement plan (audited ``action.created``, with ``by``).
 
         Raises:
             RunNotFound: ``run_id`` is given and no run has exactly that id.
@@ -588,16 +589,18 @@ class Store:
             "objective_id": objective_id,
         }
         with self._write() as conn:
-            return corrective.add(conn, values, clock=self._clock)
+            return corrective.add(conn, values, by=by, clock=self._clock)
 
-    def update_action(self, action_id: int, *, by: str, **changes: Any) -> CorrectiveActionRecord:
-        """Change a corrective action's fields (see ``corrective.CHANGEABLE``); audited with who and what.
+    def update_action(
+        self, action_id: int, *, by: str, note: str | None = None, **changes: Any
+    ) -> CorrectiveActionRecord:
+        """Change a corrective action's fields (see ``corrective.CHANGEABLE``); audited with who, what and why.
 
         Raises:
             ActionNotFound: no action has ``action_id``.
         """
         with self._write() as conn:
-            return corrective.change(conn, action_id, changes, by=by, clock=self._clock)
+            return corrective.change(conn, action_id, changes, by=by, note=note, clock=self._clock)
 
     def get_action(self, action_id: int) -> CorrectiveActionRecord:
         """The corrective action numbered ``action_id`` (``ActionNotFound`` when none)."""
