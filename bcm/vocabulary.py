@@ -76,6 +76,11 @@ Milestone = Literal[
     "recovered",
     "resolved",
     "stood_down",
+    # Deadline clocks (bcm.obligations) start at awareness or a decision, not at impact:
+    "aware",  # the organisation became aware of the incident (GDPR Art. 33, NIS2 Art. 23, DORA, AI Act Art. 73)
+    "classified_major",  # the incident was classified as major (DORA Art. 18): the initial report is due in 4 hours
+    "materiality_determined",  # the incident was determined to be material (SEC Form 8-K Item 1.05)
+    "received",  # a report or request reached the programme: a researcher's report, a law-enforcement request
     "startex",
     "inject_delivered",
     "endex",
@@ -102,8 +107,21 @@ MILESTONE_ORDER: tuple[tuple[Milestone, Milestone], ...] = (
     ("recovered", "resolved"),
     ("resolved", "stood_down"),
 )
+#: Milestones that start deadline clocks (``runbooks/catalog/obligations.yaml``). They are disruption
+#: milestones too, but no recovery-time figure is made of them. ``aware`` is one per run: a regime
+#: that counts from awareness of something narrower (GDPR: of a personal-data breach) is counted
+#: from it too, early rather than late. None is in MILESTONE_ORDER: when ``aware`` is recorded as
+#: the narrower awareness it may well follow ``classified_major``.
+CLOCK_MILESTONES: tuple[Milestone, ...] = ("aware", "classified_major", "materiality_determined", "received")
 #: Milestones ``bcm run`` takes at trigger time (``--impact-started``, ``--detected``).
 TRIGGER_MILESTONES: tuple[Milestone, ...] = ("impact_started", "detected")
+
+# -- obligations (deadline clocks) -------------------------------------------------------------
+
+#: A deadline clock: running (open), fulfilled by its due time (met), or past it (missed: not
+#: fulfilled in time, whether it is fulfilled late or not yet).
+ObligationStatus = Literal["open", "met", "missed"]
+OBLIGATION_STATUSES: tuple[ObligationStatus, ...] = get_args(ObligationStatus)
 
 # -- messages -----------------------------------------------------------------------------------
 

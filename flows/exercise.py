@@ -25,7 +25,7 @@ from bcm.exercises.library import LoadedExercise, load_exercise
 from bcm.exercises.play import ExercisePlay, ExerciseStart, begin_exercise, resume_exercise
 from bcm.store import Store
 from flows.publish import publish_run_results
-from flows.runbook import PrefectExecutor, _leave_on_signals, _mark_crashed, _tag
+from flows.runbook import PrefectExecutor, leave_on_signals, mark_crashed, tag_flow_run
 
 
 def _flow_run_name() -> str:
@@ -73,10 +73,10 @@ def run_exercise(
         start = _start(store, loaded, speed, auto_respond, triggered_by, run_id or flow_run_id.replace("-", ""))
         record = start.record
         if leave_on_signal:
-            _leave_on_signals(record.short_id)
+            leave_on_signals(record.short_id)
         store.update_run(record.id, flow_run_id=flow_run_id)
         rb = loaded.runbook.runbook
-        _tag(flow_run_id, rb.id, record.mode, rb.severity, rb.services)
+        tag_flow_run(flow_run_id, rb.id, record.mode, rb.severity, rb.services)
         notifier = make_notifier(settings, store, loaded.catalog)
         runner = Runner(
             record, start.request, store=store, executor=PrefectExecutor(), notifier=notifier, report=logger.warning
@@ -107,5 +107,5 @@ def _start(
             store, loaded, speed=speed, auto_respond=auto_respond, triggered_by=triggered_by, run_id=run_id
         )
     start = resume_exercise(store, loaded, existing.id, speed=speed, auto_respond=auto_respond)
-    _mark_crashed(existing.flow_run_id, existing.short_id)
+    mark_crashed(existing.flow_run_id, existing.short_id)
     return start

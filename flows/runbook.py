@@ -183,7 +183,7 @@ def run_runbook(
             liveness = assess(record)
             if liveness.state == "alive":
                 raise InputError(f"run {record.short_id} is still running (its runner is alive): nothing to resume")
-            _mark_crashed(record.flow_run_id, record.short_id)
+            mark_crashed(record.flow_run_id, record.short_id)
             request = RunRequest(
                 loaded=loaded,
                 catalog=catalog,
@@ -213,9 +213,9 @@ def run_runbook(
                 times = {name: datetime.fromisoformat(at) for name, at in (known_times or {}).items()}
                 record = start_run(store, request, known_times=times)
         if leave_on_signal:
-            _leave_on_signals(record.short_id)
+            leave_on_signals(record.short_id)
         store.update_run(record.id, flow_run_id=flow_run_id)
-        _tag(flow_run_id, loaded.runbook.id, record.mode, loaded.runbook.severity, loaded.runbook.services)
+        tag_flow_run(flow_run_id, loaded.runbook.id, record.mode, loaded.runbook.severity, loaded.runbook.services)
         notifier = make_notifier(settings, store, catalog)
         runner = Runner(
             record, request, store=store, executor=PrefectExecutor(), notifier=notifier, report=logger.warning
@@ -227,7 +227,7 @@ def run_runbook(
     return {"run_id": result.run_id, "status": result.status}
 
 
-def _leave_on_signals(short_id: str) -> None:
+def leave_on_signals(short_id: str) -> None:
     """Ctrl-C or SIGTERM ends this runner now, saying how to go on.
 
     Everything a run does is in the store as it happens, so leaving at once loses nothing: the run
@@ -253,7 +253,7 @@ def _leave_on_signals(short_id: str) -> None:
     signal.signal(signal.SIGTERM, leave)
 
 
-def _mark_crashed(flow_run_id: str | None, short_id: str) -> None:
+def mark_crashed(flow_run_id: str | None, short_id: str) -> None:
     """The flow run of a runner that died still says Running in Prefect: say it crashed."""
     if flow_run_id is None:
         return
@@ -267,7 +267,7 @@ def _mark_crashed(flow_run_id: str | None, short_id: str) -> None:
             client.set_flow_run_state(uuid.UUID(flow_run_id), Crashed(message=message), force=True)
 
 
-def _tag(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: Sequence[str]) -> None:
+def tag_flow_run(flow_run_id: str, runbook_id: str, mode: str, severity: str, services: Sequence[str]) -> None:
     tags = sorted(
         {f"runbook:{runbook_id}", f"mode:{mode}", f"severity:{severity}", *(f"service:{s}" for s in services)}
     )

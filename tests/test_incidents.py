@@ -199,9 +199,9 @@ def test_header_problems_stop_before_the_rows(store: Store, library: Library, tm
     with pytest.raises(DisruptionError) as caught:
         import_csv(store, library, path, by="alice", clock=lambda: NOW)
     assert str(caught.value).splitlines() == [
-        f"{path}:1: recoverd: unknown column 'recoverd' (did you mean 'recovered'?) (known: acknowledged, data_loss, "
-        "declared, detected, impact_started, mitigated, recovered, reference, resolved, runbook, service, severity, "
-        "stood_down, title)",
+        f"{path}:1: recoverd: unknown column 'recoverd' (did you mean 'recovered'?) (known: acknowledged, aware, "
+        "classified_major, data_loss, declared, detected, impact_started, materiality_determined, mitigated, "
+        "received, recovered, reference, resolved, runbook, service, severity, stood_down, title)",
         f"{path}:1: service: the column appears more than once",
         f"{path}:1: impact_started: the impact_started (or declared) column is missing",
         f"{path}: nothing was imported",

@@ -262,7 +262,8 @@ def test_measure_problems_name_the_path_as_written(tmp_path: Path, monkeypatch: 
     lines = problem_lines([write(tmp_path / "exercises", "m.yaml", text)])
     assert lines[:4] == [
         "exercises/m.yaml:16:26: objectives[0].measure.milestone: expected impact_started, detected, acknowledged, "
-        "declared, mitigated, recovered, resolved, stood_down, startex, inject_delivered or endex, got 'acknowledgd'",
+        "declared, mitigated, recovered, resolved, stood_down, aware, classified_major, materiality_determined, "
+        "received, startex, inject_delivered or endex, got 'acknowledgd'",
         "exercises/m.yaml:16:47: objectives[0].measure.within: '15 minutes' is not a duration: write a whole "
         "number and a unit, such as 90s, 15m, 4h or 2d",
         "exercises/m.yaml:16:72: objectives[0].measure: unknown key 'by' (allowed: milestone, within, of)",
