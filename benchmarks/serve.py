@@ -6,8 +6,11 @@ commands do. Messages go to the Slack stand-in (bcm/testing/slack_standin.py).
 
 (a) trigger -> first Slack message: from `python -m bcm run slack-demo --mode exercise
     --auto-approve` process start to the stand-in receiving the run's first chat.postMessage
-    (as benchmarks/notify.py measures it). Baseline: a bare Prefect flow in a fresh process on the
-    same server whose body posts one message to the stand-in (httpx), timed the same way.
+    (as benchmarks/notify.py measures it). The command hands the flow call to serve's launcher
+    (flows/launcher.py), whose forked child runs it with Prefect already imported. Baseline: a bare
+    Prefect flow in a fresh process on the same server whose body posts one message to the
+    stand-in (httpx), timed the same way; and the same `bcm run` with the launcher's socket moved
+    away, so that it calls the flow itself (what it did before the launcher).
 (b) `bcm approve` -> the run moving on: a real-mode run with 10 approve steps all waiting; each
     is decided by `python -m bcm approve` after a random pause (so decisions fall anywhere in the
     runner's 0.25 s polling cycle), timed from that process's start to the step leaving `waiting`
@@ -15,8 +18,8 @@ commands do. Messages go to the Slack stand-in (bcm/testing/slack_standin.py).
     the store: the floor of any bcm command).
 
 Both also against `python -c pass` (the process floor). Medians of --repeat (default 10) after a
-warm-up; target at most 1 s each. Then where the time of a `bcm run` process goes before the
-flow starts: its imports (`python -X importtime`), grouped.
+warm-up; target at most 1 s each. Then where the time of a `bcm run` process goes: its imports
+(`python -X importtime`, the whole command through the launcher), grouped.
 
     python benchmarks/serve.py [--repeat 10] [--seed 7]
 """
@@ -224,15 +227,17 @@ def wait_for_steps(store: Store, run_id: str, ids: list[str], proc: subprocess.P
     raise SystemExit(f"run {run_id[:8]} never waited on all its {len(ids)} steps")
 
 
-def import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
-    """What `bcm run` imports before its flow starts (bcm.cli, then flows.runbook), grouped, in seconds."""
+def import_breakdown(env: dict[str, str], run_argv: list[str]) -> list[tuple[str, float]]:
+    """What a `bcm run` process imports (through the launcher: no Prefect), grouped, in seconds."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import bcm.cli; import flows.runbook"],
+        [run_argv[0], "-X", "importtime", *run_argv[1:], "--json"],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:
+        raise SystemExit(f"bcm run failed ({result.returncode}): {result.stderr[-2000:]}")
     groups: dict[str, float] = {}
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -277,11 +282,17 @@ def main() -> None:
                 run_argv = [sys.executable, "-m", "bcm", "run", str(lib / SLACK_DEMO.name), "-p", "site=lon"]
                 run_argv += ["--mode", "exercise", "--auto-approve"]
                 first = repeat(args.repeat, lambda: time_process(run_argv, env, slack))
+                launcher = home / "launcher.sock"
+                launcher.rename(home / "moved.sock")  # bcm run then calls the flow itself
+                try:
+                    itself = repeat(args.repeat, lambda: time_process(run_argv, env, slack))
+                finally:
+                    (home / "moved.sock").rename(launcher)
+                imports = import_breakdown(env, run_argv)
                 runs_argv = [sys.executable, "-m", "bcm", "runs", "--json"]
                 floor_bcm = repeat(args.repeat, lambda: time_process(runs_argv, env))
                 measure_approvals(store, env, pending, 1, rng)  # warm-up
                 moved = measure_approvals(store, env, pending, min(args.repeat, PENDING), rng)
-            imports = import_breakdown(env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -299,12 +310,14 @@ def main() -> None:
     print(line("`bcm runs --json` (a bcm command), start to exit", floor_bcm))
     print("(a) trigger -> first Slack message:")
     print(line("`bcm run` start to the stand-in's first message", first, bare))
+    print(line("the same, the command calling the flow itself", itself, bare))
     print("(b) decision -> the run moving on:")
     print(line("`bcm approve` start to the step leaving waiting", moved, floor_bcm))
     print("(ratios: over the bare Prefect flow for (a), over `bcm runs --json` for (b))")
     total = sum(seconds for _, seconds in imports)
     shown = ", ".join(f"{name} {seconds:.2f}" for name, seconds in imports[:6])
-    print(f"imports of a `bcm run` process before its flow starts: {total:.2f} s ({shown} ...)")
+    prefect = "none of Prefect" if not any(name == "prefect" for name, _ in imports) else "Prefect among them"
+    print(f"imports of a `bcm run` process through the launcher: {total:.2f} s ({shown} ...; {prefect})")
     for label, values in (("(a)", first), ("(b)", moved)):
         worst = statistics.median(values)
         verdict = "PASS" if worst <= TARGET_S else "FAIL"

@@ -12,7 +12,8 @@ Two kinds:
   (``SubprocessASGIServer`` is one instance per process) and use it.
 - **The local server of ``bcm serve``**: ``prefect server start`` (API, UI and the scheduler) in a
   process of its own, with the same watchdog, so a ``bcm serve`` killed with ``kill -9`` does not
-  leave it behind either.
+  leave it behind either; the watchdog stops ``bcm serve``'s launcher (``flows/launcher.py``,
+  whose children it stops in turn) and its runner first.
 
 Prefect is imported inside the functions that need it: ``bcm serve`` supervises its processes
 without paying for it.

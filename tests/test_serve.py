@@ -3,12 +3,16 @@
 One `bcm serve` process is shared by the Prefect tests of this module (module-scoped fixture); the
 last of them stops it with Ctrl-C. The discovery rules (stale file, explicit PREFECT_API_URL, a
 server that does not answer) and prefect.yaml's reading are checked in-process, without a server.
+`bcm run` and `bcm resume` with serve up go through its launcher (flows/launcher.py): the command
+never imports Prefect, says what a call in its own process says (that call is what a launcher that
+cannot be reached falls back to, so one run of each compares them) and leaves on Ctrl-C the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,9 +31,14 @@ import pytest
 import yaml
 
 from bcm.cli.serve import find_served_server, serve_file
+from bcm.store import Store
 from tests.conftest import FIXTURES, ROOT
 
 ORDERING = FIXTURES / "engine" / "ordering.yaml"
+FAILING = FIXTURES / "engine" / "fails-then-fixed.yaml"
+RESUMABLE = FIXTURES / "engine" / "resumable.yaml"
+#: A line of `python -X importtime` for a module of Prefect or of flows/ (the runbook flow's imports).
+PREFECT_IMPORT = re.compile(r"^import time:.*\|\s+(prefect|flows\.runbook|flows\.exercise)(\.|\s*$)", re.M)
 STARTUP_TIMEOUT_S = 240
 
 
@@ -78,6 +87,19 @@ class Served:
     @property
     def url(self) -> str:
         return str(self.record["url"])
+
+    @property
+    def launcher(self) -> Path:
+        return Path(self.record["launcher"])
+
+    def bcm(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``python -m bcm ARGS`` (``-X importtime`` when the first is ``-X``) with serve's environment."""
+        python = [sys.executable, *args[:2]] if args[:1] == ("-X",) else [sys.executable]
+        command = [*python, "-m", "bcm", *(args[2:] if args[:1] == ("-X",) else args)]
+        return subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+    def log_of(self, run_id: str) -> Path:
+        return self.home / "logs" / f"{run_id}.log"
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = httpx.request(method, f"{self.url}{path}", timeout=10, **kwargs)
@@ -140,6 +162,9 @@ def test_start_says_where_what_and_who_uses_it(served: Served) -> None:
         "(ModuleNotFoundError: No module named 'flows.not_written_yet')" in output
     )
     assert f"bcm commands with BCM_HOME={served.home} now use this server" in output
+    assert f"launcher: bcm run, resume and exercise run start their flows from here ({served.launcher})" in output
+    assert served.launcher == served.home / "launcher.sock" and served.launcher.is_socket()
+    assert served.launcher.stat().st_mode & 0o077 == 0  # this user's only: a call runs whatever a runbook says
     record = served.record
     assert (record["pid"], record["host"]) == (served.proc.pid, socket.gethostname())
     assert datetime.fromisoformat(record["started_at"]).tzinfo is not None
@@ -151,21 +176,18 @@ def test_start_says_where_what_and_who_uses_it(served: Served) -> None:
 @pytest.mark.prefect
 def test_bcm_run_without_prefect_api_url_uses_the_served_server(served: Served, tmp_path: Path) -> None:
     """`bcm run` with no PREFECT_API_URL finds serve.json: its flow run is on the served server,
-    and no embedded server was started."""
+    and no embedded server was started. Its launcher ran the flow: the command imported nothing of
+    Prefect, and the runner's log is in BCM_HOME/logs."""
     assert "PREFECT_API_URL" not in served.env
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "bcm", "run", str(ORDERING), "-p", f"out={tmp_path / 'out'}", "--json"],
-        env=served.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = served.bcm("-X", "importtime", "run", str(ORDERING), "-p", f"out={tmp_path / 'out'}", "--json")
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "embedded server" not in result.stderr
+    assert PREFECT_IMPORT.search(result.stderr) is None, PREFECT_IMPORT.findall(result.stderr)
+    assert re.search(r"^import time:.*\|\s+bcm\.cli$", result.stderr, re.M)  # importtime saw the command's imports
     run_id = json.loads(result.stdout)["run"]["id"]
+    assert served.log_of(run_id).read_text().startswith("--- bcm launcher: ")
     flow_runs = served.api(
         "POST", "/flow_runs/filter", json={"flow_runs": {"name": {"any_": [f"ordering/real/{run_id[:8]}"]}}}
     )
@@ -216,14 +238,108 @@ def test_a_schedule_fires_with_no_worker(served: Served) -> None:
     )
 
 
+def _normalised(text: str, run_id: str) -> str:
+    """Output with its run id, times and durations made the same from one run to the next."""
+    return re.sub(r"\d", "0", text.replace(run_id, "RUN").replace(run_id[:8], "RUN"))
+
+
+def _shown(stderr: str, run_id: str) -> list[str]:
+    """What a run's command said on stderr, in order-independent form: its progress lines (but when a
+    step started, which a quick step may end before the progress display looks) and Prefect's log."""
+    drop = ("  started   ", "bcm serve's launcher does not answer")
+    return sorted(line for line in _normalised(stderr, run_id).splitlines() if not line.startswith(drop))
+
+
+@pytest.mark.prefect
+@pytest.mark.parametrize(("runbook", "param", "code"), [(ORDERING, "out", 0), (FAILING, "gate", 1)])
+def test_the_launcher_says_what_a_call_in_the_command_says(
+    served: Served, tmp_path: Path, runbook: Path, param: str, code: int
+) -> None:
+    """The same runbook through the launcher, then with its socket gone (the command then calls the
+    flow itself, saying so in one line): the same exit code, steps, timeline and Prefect's log lines."""
+    argv = ("run", str(runbook), "-p", f"{param}={tmp_path / 'file'}")
+    launched = served.bcm(*argv)
+    hidden = served.launcher.with_name("moved.sock")
+    served.launcher.rename(hidden)
+    try:
+        here = served.bcm(*argv)
+    finally:
+        hidden.rename(served.launcher)
+    assert (launched.returncode, here.returncode) == (code, code), (launched.stderr, here.stderr)
+    with Store.open(f"sqlite:///{served.home / 'bcm.db'}") as store:
+        ids = [store.get_run(r.stderr.split()[1]).id for r in (launched, here)]
+    assert [served.log_of(run_id).exists() for run_id in ids] == [True, False]  # only the launcher's child logs
+    assert (
+        f"bcm serve's launcher does not answer at {served.launcher} (No such file or directory): "
+        "running the flow in this process" in here.stderr
+    )
+    assert _normalised(launched.stdout, ids[0]) == _normalised(here.stdout, ids[1])
+    assert _shown(launched.stderr, ids[0]) == _shown(here.stderr, ids[1])
+    assert "on the Prefect server of `bcm serve`" in launched.stderr
+    if code:
+        assert "| ERROR   | Task run 'needs-gate' - Task run failed with exception" in launched.stderr
+
+
+def _wait_for_step(home: Path, run_id: str, step_id: str, status: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    with Store.open(f"sqlite:///{home / 'bcm.db'}") as store:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            step = store.get_step(run_id, step_id)
+            if step is not None and step.status == status:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"step {step_id} of run {run_id[:8]} never {status}")
+
+
+@pytest.mark.prefect
+def test_ctrl_c_of_a_launched_run_ends_its_runner_and_resume_goes_on(served: Served, tmp_path: Path) -> None:
+    """Ctrl-C of `bcm run` reaches the launcher's child: the run is left resumable with the words of a
+    runner in a terminal, exit 130, its runner gone; `bcm resume` (launched too) then finishes it."""
+    out, gate, run_id = tmp_path / "out", tmp_path / "gate", "c0ffee00" + "0" * 24
+    command = [sys.executable, "-m", "bcm", "run", str(RESUMABLE), "-p", f"out={out}", "-p", f"gate={gate}"]
+    proc = subprocess.Popen(
+        [*command, "--run-id", run_id],
+        env=served.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_step(served.home, run_id, "gated", "running", proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    line = (
+        "interrupted: run c0ffee00 is kept in the store as it was; `bcm resume c0ffee00` continues it where it stopped"
+    )
+    assert stderr.endswith(f"\n{line}\n") and stderr.count(line) == 1, stderr
+    status = served.bcm("status", "c0ffee00", "--json")
+    assert json.loads(status.stdout)["run"]["interrupted"].startswith("its runner (pid "), status.stdout
+
+    gate.touch()
+    resumed = served.bcm("resume", "c0ffee00")
+    assert resumed.returncode == 0, resumed.stderr
+    assert out.read_text().split() == ["once", "gated", "last"]
+    assert served.log_of(run_id).read_text().count("--- bcm launcher: ") == 2
+
+
 @pytest.mark.prefect
 def test_ctrl_c_stops_everything_and_removes_serve_json(served: Served) -> None:
-    """Ctrl-C: the runner, then the server stopped, serve.json removed, exit 130; nothing answers."""
+    """Ctrl-C: the launcher, the runner, then the server stopped, serve.json and the launcher's socket
+    removed, exit 130; nothing answers."""
     served.proc.send_signal(signal.SIGINT)
     assert served.proc.wait(60) == 130
     assert not serve_file(served.home).exists()
-    assert "bcm serve: Ctrl-C: stopping the runner, then the Prefect server" in served.stderr.read_text()
-    for pid in (served.record["server_pid"], served.record["runner_pid"]):
+    assert not served.launcher.exists()
+    assert "bcm serve: Ctrl-C: stopping the launcher and the runner, then the Prefect server" in (
+        served.stderr.read_text()
+    )
+    for pid in (served.record["server_pid"], served.record["runner_pid"], served.record["launcher_pid"]):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     with pytest.raises(httpx.HTTPError):
@@ -345,3 +461,25 @@ def test_prefect_yaml_is_read_generically(tmp_path: Path) -> None:
         ("not-a-flow", "ValueError"),
         ("outside", "ValueError"),
     ]
+
+
+def test_the_launcher_refuses_what_it_cannot_make_from_its_warm_imports(tmp_path: Path) -> None:
+    """A call is refused (the command then makes it itself) for a flow it does not know, a setting bcm
+    reads at import that differs, or a thread beside its main one (forking it would copy its locks)."""
+    from flows.launcher import Launcher
+
+    launcher = Launcher(tmp_path / "launcher.sock")
+    launcher.environ.pop("BCM_HEARTBEAT_S", None)
+    call = {"flow": "run-runbook", "parameters": {}, "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "a.log")}
+    assert launcher.refusal({**call, "flow": "rm-rf"}) == "no flow 'rm-rf' here"
+    assert launcher.refusal({**call, "cwd": None}) == "a malformed call"
+    heartbeat = {**call, "env": {"BCM_HEARTBEAT_S": "1"}}
+    assert launcher.refusal(heartbeat) == "BCM_HEARTBEAT_S differs from bcm serve's (None)"
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="a-thread", daemon=True)
+    thread.start()
+    try:
+        assert "a-thread" in (launcher.refusal(call) or "")
+    finally:
+        stop.set()
+        thread.join()

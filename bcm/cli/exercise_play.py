@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from bcm.cli.output import FAILED, OK, JsonOption, echo, err, fail, print_json
-from bcm.cli.runs import PROGRESS_POLL_S, Progress, check_prefect_server, run_flow
+from bcm.cli.runs import PROGRESS_POLL_S, FlowCall, Progress, call_flow, check_prefect_server
 from bcm.cli.status import RunArgument, open_store, print_run
 from bcm.config import Settings, load_settings
 from bcm.durations import format_duration
@@ -162,27 +162,26 @@ def run_cmd(
     if not json_out:
         played = (resuming.speed, resuming.auto_respond) if resuming else (speed, auto_respond)
         _announce(loaded, run_id, speed=played[0], auto_respond=played[1], resuming=resuming is not None)
-    # Prefect: imported once the run is announced, as it takes seconds.
-    from flows.exercise import run_exercise
-
-    def call() -> Any:
-        return run_exercise(
-            exercise=str(loaded.path),
-            speed=speed,
-            auto_respond=auto_respond,
-            triggered_by=who,
-            run_id=run_id,
-            leave_on_signal=True,
-            return_state=True,
-        )
-
+    # Prefect: imported once the run is announced (as it takes seconds), unless bcm serve's launcher runs it.
+    call = FlowCall(
+        "run-exercise",
+        {
+            "exercise": str(loaded.path),
+            "speed": speed,
+            "auto_respond": auto_respond,
+            "triggered_by": who,
+            "run_id": run_id,
+            "leave_on_signal": True,
+        },
+    )
     with InjectFeed(settings, run_id, console_only=json_out):
         if json_out:
-            state = run_flow(call, quiet=True)
+            ended = call_flow(call, quiet=True)
         else:
             with Progress(settings, run_id, loaded.runbook, loaded.catalog):
-                state = run_flow(call, quiet=False)
-    _raise_refusal(state)
+                ended = call_flow(call, quiet=False)
+    if ended.refusal is not None:  # a flow that refused to start (a resume of an ended run, say): say why
+        raise ended.refusal
     with open_store(settings) as store:
         if json_out:
             doc = exercise_run_document(store, run_id)
@@ -211,18 +210,6 @@ def _exists(store: Store, run_id: str) -> bool:
     except RunNotFound:
         return False
     return True
-
-
-def _raise_refusal(state: Any) -> None:
-    """A flow that refused to start (a resume of an ended run, say) failed with a BcmError: say why."""
-    if state is None or not (state.is_failed() or state.is_crashed()):
-        return
-    try:
-        found = state.result(raise_on_failure=False)
-    except Exception:  # the state holds no exception (a failed run returns a Failed state with a message)
-        return
-    if isinstance(found, BcmError):
-        raise found
 
 
 def end_cmd(run: RunArgument, by: ByOption = None) -> None:

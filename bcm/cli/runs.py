@@ -7,25 +7,39 @@ seconds). They show each step as it starts, waits and ends, then where the run s
 server that cannot be used is one line and exit 2 before any run is announced. Prefect and
 ``flows/`` are imported inside the functions that run flows, so the other commands do not pay for
 them.
+
+With a ``bcm serve`` running, ``run``, ``resume`` (and ``bcm exercise run``) do not import Prefect
+at all: :func:`call_flow` hands the flow call to its launcher (:mod:`flows.launcher`), whose child
+runs the flow, and the command shows the progress from the store as for a call of its own, passes
+Ctrl-C and SIGTERM on to the child and says the same things with the same exit codes. A launcher
+that cannot be reached: the command makes the call itself, saying so in one line.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
 from bcm import clock
+from bcm import errors as bcm_errors
 from bcm.cli.output import FAILED, OK, JsonOption, echo, err, escape, fail, out, print_json
 from bcm.cli.runbooks import print_dry_run
-from bcm.cli.serve import find_served_server
+from bcm.cli.serve import find_served_server, served_launcher
 from bcm.cli.status import RunArgument, open_store, print_run
 from bcm.config import Settings, load_settings
 from bcm.durations import format_duration
@@ -37,11 +51,17 @@ from bcm.spec.params import resolve_parameters
 from bcm.spec.problems import display_path
 from bcm.store import RunRecord, StepRecord, Store
 
+if TYPE_CHECKING:
+    from flows.launcher import Launched
+
 ParamOption = Annotated[list[str] | None, typer.Option("-p", "--param", help="A parameter as key=value.")]
 AutoApproveOption = Annotated[bool, typer.Option("--auto-approve", help="Exercise mode: approve every step.")]
 #: How often the progress display reads the store, in seconds.
 PROGRESS_POLL_S = 0.3
 STARTING_SERVER = "starting Prefect's embedded server (8-15 s; `bcm serve` or PREFECT_API_URL use a running one)"
+#: How long a launched runner asked to leave (Ctrl-C passed on) has before it is killed.
+LEAVE_TIMEOUT_S = 10.0
+_T = TypeVar("_T")
 
 
 #: The API URL of the ``bcm serve`` this process uses (None: PREFECT_API_URL, or the embedded server).
@@ -97,7 +117,53 @@ def check_prefect_server() -> None:
         )
 
 
-def run_flow(call: Callable[[], Any], *, quiet: bool) -> Any:
+@dataclass(frozen=True)
+class FlowCall:
+    """A call of the runbook or exercise flow: its name in :data:`flows.launcher.FLOWS`, its keyword parameters.
+
+    The parameters are JSON (they go to ``bcm serve``'s launcher as they are); ``run_id`` is among them.
+    """
+
+    flow: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.parameters["run_id"])
+
+    def __call__(self) -> FlowEnd:
+        """The call in this process (Prefect imported here)."""
+        from flows.launcher import flow_named, refusal_of
+
+        state = flow_named(self.flow)(**self.parameters, return_state=True)
+        return FlowEnd(str(state.type.value), refusal_of(state))
+
+
+@dataclass(frozen=True)
+class FlowEnd:
+    """How a :class:`FlowCall` ended: its final state (``COMPLETED``, ``FAILED``, ...; ``CRASHED`` when
+    its runner died) and the bcm error the flow refused to start with, if it did."""
+
+    state: str
+    refusal: BcmError | None = None
+
+
+def call_flow(call: FlowCall, *, quiet: bool) -> FlowEnd:
+    """Make a runbook or exercise flow call: by ``bcm serve``'s launcher when one runs, else in this process.
+
+    Through the launcher, this process never imports Prefect; it waits for the launcher's child to
+    end, passing Ctrl-C and SIGTERM on to it, and ends as a runner in a terminal does (the same
+    line, exit 130 or 143) when it leaves on one.
+    """
+    prefect_environment()
+    if served_url is not None:
+        ended = _launched(call, quiet=quiet)
+        if ended is not None:
+            return ended
+    return run_flow(call, quiet=quiet)
+
+
+def run_flow(call: Callable[[], _T], *, quiet: bool) -> _T:
     """Run a flow call on the server :func:`prefect_environment` chose, Prefect's heartbeat off.
 
     Says which: ``bcm serve``'s, or the embedded one, started first (it takes seconds).
@@ -127,11 +193,169 @@ def run_flow(call: Callable[[], Any], *, quiet: bool) -> Any:
         except RuntimeError as exc:
             if "Failed to reach API" not in str(exc):
                 raise
-            url = os.environ.get("PREFECT_API_URL", "")
-            raise InputError(
-                f"cannot reach the Prefect server at {url}: start it (`prefect server start`) or unset "
-                "PREFECT_API_URL to use Prefect's embedded server"
-            ) from None
+            raise _unreachable() from None
+
+
+def _launched(call: FlowCall, *, quiet: bool) -> FlowEnd | None:
+    """The call made by a child of ``bcm serve``'s launcher; None when there is none to take it."""
+    from flows.launcher import HEADER_MARK, LauncherUnavailable, launch  # no Prefect: the point of the launcher
+
+    settings = load_settings()
+    path = served_launcher(settings.home)
+    if path is None:
+        return None
+    log = settings.home / "logs" / f"{call.run_id}.log"
+    relay = _LogRelay(log, skip=HEADER_MARK)
+    with _PassedOn() as signals:
+        try:
+            child = launch(path, call.flow, call.parameters, env=dict(os.environ), cwd=os.getcwd(), log=log)
+        except LauncherUnavailable as exc:
+            if signals.received is not None:
+                _leave(settings, call.run_id, signals.received)
+            if not quiet:
+                echo(f"{exc}: running the flow in this process", stderr=True)
+            return None
+        if not quiet:
+            echo(f"on the Prefect server of `bcm serve`: {str(served_url).removesuffix('/api')}", stderr=True)
+
+        def tick() -> None:
+            signals.pass_on(child)
+            if signals.received is None:  # after it, the child's last words: what _leave says here
+                relay.pump()
+
+        result = child.wait(tick)
+        if signals.received is None:
+            relay.pump(final=True)
+    if signals.received is not None:
+        _leave(settings, call.run_id, signals.received)
+    if result is None:
+        short = call.run_id[:8]
+        echo(f"the runner of run {short} (pid {child.pid}) ended before the run did; its log: {log}", stderr=True)
+        return FlowEnd("CRASHED")
+    if result.get("error"):
+        raise _error_of(result["error"])
+    refusal = result.get("refusal")
+    return FlowEnd(str(result.get("state")), _bcm_error_of(refusal) if refusal else None)
+
+
+class _LogRelay:
+    """What a launched runner writes to its log (Prefect's warnings and errors) copied to stderr as it
+    comes, where a runner in this process writes it; not the launcher's first line (what was called)."""
+
+    def __init__(self, path: Path, *, skip: bytes) -> None:
+        self.path = path
+        self.skip = skip
+        try:
+            self.offset = path.stat().st_size  # a resumed run's log goes on after the last runner's
+        except OSError:
+            self.offset = 0
+        self.first = True
+        self.rest = b""
+
+    def pump(self, *, final: bool = False) -> None:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except OSError:
+            return
+        self.offset += len(data)
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        if final and self.rest:
+            lines.append(self.rest)
+            self.rest = b""
+        for line in lines:
+            if self.first and line.startswith(self.skip):
+                self.first = False
+                continue
+            self.first = False
+            sys.stderr.write(line.decode(errors="replace") + "\n")
+        sys.stderr.flush()
+
+
+class _PassedOn:
+    """Ctrl-C and SIGTERM noted while a launched runner runs, and passed on to it (once; then SIGKILL
+    if it has not gone within :data:`LEAVE_TIMEOUT_S`)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.sent_at: float | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _PassedOn:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+
+    def pass_on(self, child: Launched) -> None:
+        if self.received is None:
+            return
+        if self.sent_at is None:
+            child.signal(self.received)
+            self.sent_at = time.monotonic()
+        elif time.monotonic() - self.sent_at > LEAVE_TIMEOUT_S:
+            child.signal(signal.SIGKILL)
+
+
+def _leave(settings: Settings, run_id: str, signum: int) -> None:
+    """End this process as a runner in a terminal ends on Ctrl-C or SIGTERM: the same line, 128 + signum."""
+    try:
+        with Store.open(settings.database_url) as store:
+            short = store.get_run(run_id).short_id
+    except BcmError:  # the run was never recorded: the runner left before it started
+        short = None
+    if short is None:
+        line = "interrupted: `bcm resume RUN` continues a run where it stopped\n"
+    else:  # the words of flows.runbook's leave_on_signals, which a runner in this process prints
+        line = (
+            f"\ninterrupted: run {short} is kept in the store as it was; "
+            f"`bcm resume {short}` continues it where it stopped\n"
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(2, line.encode())
+    os._exit(128 + signum)
+
+
+def _bcm_error_of(described: dict[str, Any]) -> BcmError:
+    """A bcm error told by the launcher's child (class name, message) as an error with the same exit code."""
+    found = getattr(bcm_errors, str(described.get("type")), None)
+    message = str(described.get("message"))
+    if not (isinstance(found, type) and issubclass(found, BcmError)):
+        return BcmError(message)
+    if found.__init__ is BcmError.__init__:  # made from its message alone
+        return found(message)
+    return InputError(message) if issubclass(found, (InputError, bcm_errors.SpecError)) else BcmError(message)
+
+
+def _error_of(described: dict[str, Any]) -> Exception:
+    """An exception that stopped the flow call in the launcher's child, as the call here would have raised it."""
+    kind, message = str(described.get("type")), str(described.get("message"))
+    if "Failed to reach API" in message:
+        return _unreachable()
+    if hasattr(bcm_errors, kind):
+        return _bcm_error_of(described)
+    found = getattr(builtins, kind, None)
+    if isinstance(found, type) and issubclass(found, Exception):
+        return found(message)
+    return RuntimeError(f"{kind}: {message}")
+
+
+def _unreachable() -> InputError:
+    url = os.environ.get("PREFECT_API_URL", "")
+    return InputError(
+        f"cannot reach the Prefect server at {url}: start it (`prefect server start`) or unset "
+        "PREFECT_API_URL to use Prefect's embedded server"
+    )
 
 
 @contextmanager
@@ -282,41 +506,33 @@ def run_cmd(
             f"run {run_id[:8]} of {loaded.runbook.id} ({mode}) starting; `bcm status {run_id[:8]}` shows it",
             stderr=True,
         )
-    # Prefect: imported once the run is announced, as it takes seconds.
-    from flows.runbook import run_runbook
-
-    def call() -> Any:
-        return run_runbook(
-            runbook=str(loaded.path),
-            parameters=given,
-            mode=mode,
-            triggered_by=who,
-            auto_approve=auto_approve,
-            run_id=run_id,
-            known_times={name: at.isoformat() for name, at in times.items()},
-            leave_on_signal=True,
-            return_state=True,
-        )
-
-    _run_and_report(settings, run_id, loaded, catalog, call, json_out=json_out)
+    call = FlowCall(
+        "run-runbook",
+        {
+            "runbook": str(loaded.path),
+            "parameters": given,
+            "mode": mode,
+            "triggered_by": who,
+            "auto_approve": auto_approve,
+            "run_id": run_id,
+            "known_times": {name: at.isoformat() for name, at in times.items()},
+            "leave_on_signal": True,
+        },
+    )
+    _run_and_report(settings, loaded, catalog, call, json_out=json_out)
 
 
 def _run_and_report(
-    settings: Settings,
-    run_id: str,
-    loaded: LoadedRunbook,
-    catalog: Catalog,
-    call: Callable[[], Any],
-    *,
-    json_out: bool,
+    settings: Settings, loaded: LoadedRunbook, catalog: Catalog, call: FlowCall, *, json_out: bool
 ) -> None:
+    # Prefect: imported once the run is announced (as it takes seconds), unless bcm serve's launcher runs it.
     if json_out:
-        run_flow(call, quiet=True)
+        call_flow(call, quiet=True)
     else:
-        with Progress(settings, run_id, loaded, catalog):
-            run_flow(call, quiet=False)
+        with Progress(settings, call.run_id, loaded, catalog):
+            call_flow(call, quiet=False)
     with open_store(settings) as store:
-        status = print_run(store, run_id, json_out=json_out, library_root=settings.runbooks)
+        status = print_run(store, call.run_id, json_out=json_out, library_root=settings.runbooks)
     raise typer.Exit(OK if status == "succeeded" else FAILED)
 
 
@@ -355,23 +571,20 @@ def resume_cmd(
             exercise=played.exercise_path, resume=record.id, json_out=json_out, speed=1.0, auto_respond=False, by=None
         )
         return
-    # Prefect: imported once the run is announced, as it takes seconds.
-    from flows.runbook import run_runbook
-
-    def call() -> Any:
-        return run_runbook(
-            runbook=record.runbook_path,
-            mode=record.mode,
-            triggered_by=record.triggered_by,
-            auto_approve=auto_approve,
-            run_id=record.id,
-            resume=True,
-            take_over=take_over,
-            leave_on_signal=True,
-            return_state=True,
-        )
-
-    _run_and_report(settings, record.id, loaded, catalog, call, json_out=json_out)
+    call = FlowCall(
+        "run-runbook",
+        {
+            "runbook": record.runbook_path,
+            "mode": record.mode,
+            "triggered_by": record.triggered_by,
+            "auto_approve": auto_approve,
+            "run_id": record.id,
+            "resume": True,
+            "take_over": take_over,
+            "leave_on_signal": True,
+        },
+    )
+    _run_and_report(settings, loaded, catalog, call, json_out=json_out)
 
 
 def _check_resumable(

@@ -1,16 +1,21 @@
 """``bcm serve``: the programme on one machine, and how every other ``bcm`` command finds it.
 
-``bcm serve`` supervises three processes and records where the server listens:
+``bcm serve`` supervises four processes and records where the server listens:
 
 1. ``prefect server start`` (API, UI, scheduler; ``flows/server.py``) on ``--host``/``--port``,
    with its own Prefect home in ``$BCM_HOME/prefect``: its database is SQLite there, or PostgreSQL
    when Prefect's ``PREFECT_API_DATABASE_CONNECTION_URL`` is set;
 2. the runner (``python -m flows.serve``) serving the deployments of ``prefect.yaml`` with their
    schedules, so readiness checks, the outbox flush and exercises fire without a worker;
-3. a watchdog that stops both if ``bcm serve`` is killed (``kill -9``).
+3. the launcher (``python -m flows.launcher``, on ``$BCM_HOME/launcher.sock``): Prefect and the
+   flows imported once, so that ``bcm run``, ``bcm resume`` and ``bcm exercise run`` hand it their
+   flow call instead of importing Prefect themselves (``flows/launcher.py``). It is an optimisation:
+   one that does not start or stops is said once, and the commands then call their flows
+   themselves;
+4. a watchdog that stops them if ``bcm serve`` is killed (``kill -9``).
 
-Once the deployments are registered it writes ``$BCM_HOME/serve.json`` (url, pid, host,
-started_at, ...). Every ``bcm`` command reads it before Prefect is imported
+Once the deployments are registered (and the launcher listens) it writes ``$BCM_HOME/serve.json``
+(url, pid, host, started_at, launcher, ...). Every ``bcm`` command reads it before Prefect is imported
 (:func:`find_served_server`, called from ``prefect_environment``): with no ``PREFECT_API_URL`` and a
 ``serve.json`` whose process is alive on this host and whose server answers ``/api/health``, the
 command sets ``PREFECT_API_URL`` to it instead of starting an embedded server. A file left by a
@@ -19,8 +24,9 @@ profile always wins.
 
 One ``bcm serve`` per ``BCM_HOME``: it holds an advisory lock on ``$BCM_HOME/serve.lock`` while it
 runs (the kernel releases it whatever way the process ends), so a second one says so and exits 2.
-Ctrl-C (exit 130) and SIGTERM (exit 0: a service manager's normal stop) stop the runner first
-(Prefect pauses the schedules), then the server, and remove ``serve.json``.
+Ctrl-C (exit 130) and SIGTERM (exit 0: a service manager's normal stop) stop the launcher first
+(the runs it started are interrupted, resumable), then the runner (Prefect pauses the schedules),
+then the server, and remove ``serve.json`` and the launcher's socket.
 """
 
 from __future__ import annotations
@@ -47,10 +53,14 @@ import yaml
 from bcm.cli.output import FAILED, INTERRUPTED, OK, echo, fail
 from bcm.config import load_settings
 
-__all__ = ["find_served_server", "serve_cmd", "serve_file"]
+__all__ = ["find_served_server", "serve_cmd", "serve_file", "served_launcher"]
 
 SERVE_FILE = "serve.json"
 LOCK_FILE = "serve.lock"
+#: The launcher's socket in BCM_HOME (flows.launcher.SOCKET_NAME: not imported, it is not needed to find it).
+LAUNCHER_SOCKET = "launcher.sock"
+#: A Unix socket's path is at most this long.
+MAX_SOCKET_PATH = 107
 #: How long another command waits for the served server's ``/api/health`` before ignoring it.
 HEALTH_TIMEOUT_S = 1.0
 #: How long the server may take to answer, and the runner to register the deployments (a loaded 2-core machine).
@@ -153,6 +163,14 @@ def find_served_server(home: Path, environ: dict[str, str] | None = None) -> tup
     return url, None
 
 
+def served_launcher(home: Path) -> Path | None:
+    """The socket of the launcher of the ``bcm serve`` recorded for ``home`` (one :func:`find_served_server`
+    found alive), or None when it has none."""
+    record = _read_record(serve_file(home)) or {}
+    path = record.get("launcher")
+    return Path(path) if isinstance(path, str) and path else None
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):  # a read-only BCM_HOME: ignoring the file is enough
         path.unlink(missing_ok=True)
@@ -248,6 +266,8 @@ class _Supervisor:
         self.signals = signals
         self.server: subprocess.Popen[bytes] | None = None
         self.runner: subprocess.Popen[bytes] | None = None
+        self.launcher: subprocess.Popen[bytes] | None = None
+        self.launcher_socket = home / LAUNCHER_SOCKET
         self.problem: str | None = None
 
     def wait_until(self, what: str, done: Callable[[], _T | None]) -> _T | None:
@@ -274,9 +294,25 @@ class _Supervisor:
                 self.problem = f"{name} stopped (exit code {proc.returncode}){where}"
         return self.problem
 
+    def launcher_ready(self) -> bool | None:
+        """True once the launcher listens; False when it has none (it ended: said once); None meanwhile."""
+        if self.launcher is None:
+            return False
+        if self.launcher.poll() is not None:
+            echo(
+                f"bcm serve: warning: the launcher stopped (exit code {self.launcher.returncode}; its output is "
+                "above): bcm run, resume and exercise run import Prefect themselves until bcm serve restarts",
+                stderr=True,
+            )
+            self.launcher = None
+            _remove(self.launcher_socket)
+            return False
+        return True if self.launcher_socket.exists() else None
+
     def close(self) -> None:
-        """Stop the runner (it pauses the schedules on the server), then the server; remove serve.json."""
-        for proc in (self.runner, self.server):
+        """Stop the launcher (the runs it started are left resumable), the runner (it pauses the schedules on
+        the server), then the server; remove serve.json and the launcher's socket."""
+        for proc in (self.launcher, self.runner, self.server):
             if proc is None or proc.poll() is not None:
                 continue
             proc.terminate()
@@ -285,6 +321,8 @@ class _Supervisor:
                 if time.monotonic() > deadline or self.signals.count > 1:
                     proc.kill()
                 time.sleep(0.05)
+        if self.launcher is not None:
+            _remove(self.launcher_socket)
         path = serve_file(self.home)
         record = _read_record(path)
         if record is not None and record.get("pid") == os.getpid():
@@ -310,7 +348,9 @@ def _read_ready(channel: int) -> dict[str, Any] | None:
     return summary
 
 
-def _print_start(api_url: str, database: str, summary: dict[str, Any], home: Path, project: Path) -> None:
+def _print_start(
+    api_url: str, database: str, summary: dict[str, Any], home: Path, project: Path, supervisor: _Supervisor
+) -> None:
     ui = api_url.removesuffix("/api")
     echo(f"bcm serve: Prefect server at {ui} (the UI; API {api_url})")
     echo(f"  database: {database}")
@@ -324,6 +364,8 @@ def _print_start(api_url: str, database: str, summary: dict[str, Any], home: Pat
         echo(f"    by hand (UI, `prefect deployment run`, Slack's /bcm run): {', '.join(by_hand)}")
     for item in summary.get("skipped", []):
         echo(f"  warning: not serving {item['name']}: {item['entrypoint']} does not load ({item['why']})")
+    if supervisor.launcher is not None:
+        echo(f"  launcher: bcm run, resume and exercise run start their flows from here ({supervisor.launcher_socket})")
     echo(
         f"  bcm commands with BCM_HOME={home} now use this server instead of an embedded one "
         "(unless PREFECT_API_URL is set); Ctrl-C stops it"
@@ -386,21 +428,27 @@ def _serve(home: Path, runbooks: Path, host: str, port: int, project: Path) -> i
         echo(f"bcm serve: starting the Prefect server on {host}:{port} ({database.split(' (')[0]}) ...", stderr=True)
         # The runner imports the flows while the server starts (two cores), then waits for it.
         read_end = channel = _start_runner(supervisor, env, api_url, project)
+        _start_launcher(supervisor, env, api_url, project)
         assert supervisor.runner is not None
-        start_watchdog(supervisor.runner.pid, supervisor.server.pid)
+        launcher = [supervisor.launcher.pid] if supervisor.launcher is not None else []
+        start_watchdog(*launcher, supervisor.runner.pid, supervisor.server.pid)
         summary = None
         if supervisor.wait_until("the Prefect server", lambda: True if answers(api_url) else None) is not None:
             summary = supervisor.wait_until("registering the deployments", lambda: _read_ready(channel))
-        if summary is None or summary.get("eof"):
-            if summary is not None:  # the runner closed the pipe without a summary: it is ending
+        if summary is not None and not summary.get("eof"):
+            # It imports what the runner imports, without waiting for the server: listening by now, as a rule.
+            supervisor.wait_until("starting the launcher", supervisor.launcher_ready)
+        if summary is None or summary.get("eof") or signals.received is not None or supervisor.problem:
+            if summary is not None and summary.get("eof"):  # the runner closed the pipe without a summary: it ends
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     supervisor.runner.wait(STOP_TIMEOUT_S)
             return _end(supervisor, signals)
         _write_record(home, api_url, database, summary, supervisor)
-        _print_start(api_url, database, summary, home, project)
+        _print_start(api_url, database, summary, home, project, supervisor)
         if explicit:
             echo(f"  note: PREFECT_API_URL is set in this shell ({explicit}): commands run with it use that server")
         while signals.received is None and supervisor.check() is None:
+            supervisor.launcher_ready()  # one that stops is said once; serving goes on without it
             time.sleep(_POLL_S)
         return _end(supervisor, signals)
     finally:
@@ -427,6 +475,26 @@ def _start_runner(supervisor: _Supervisor, env: dict[str, str], api_url: str, pr
     return read_end
 
 
+def _start_launcher(supervisor: _Supervisor, env: dict[str, str], api_url: str, project: Path) -> None:
+    """Start the launcher (``python -m flows.launcher``) on ``$BCM_HOME/launcher.sock``, unless that path
+    is too long for a Unix socket (then said, and the commands call their flows themselves)."""
+    path = supervisor.launcher_socket
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        echo(
+            f"bcm serve: warning: no launcher: {path} is too long for a Unix socket ({MAX_SOCKET_PATH} bytes); "
+            "bcm run imports Prefect itself (a shorter BCM_HOME avoids it)",
+            stderr=True,
+        )
+        return
+    pythonpath = os.pathsep.join(p for p in (str(project.parent), env.get("PYTHONPATH", "")) if p)
+    supervisor.launcher = subprocess.Popen(
+        [sys.executable, "-m", "flows.launcher", str(path)],
+        env={**env, "PREFECT_API_URL": api_url, "PYTHONPATH": pythonpath},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C is for bcm serve, which stops it first
+    )
+
+
 def _write_record(home: Path, api_url: str, database: str, summary: dict[str, Any], supervisor: _Supervisor) -> None:
     """serve.json, written whole (a temporary file renamed) so a reader never sees half of it."""
     assert supervisor.server is not None and supervisor.runner is not None
@@ -442,6 +510,8 @@ def _write_record(home: Path, api_url: str, database: str, summary: dict[str, An
         "runner_pid": supervisor.runner.pid,
         "deployments": [s["name"] for s in summary.get("served", [])],
     }
+    if supervisor.launcher is not None:
+        record.update(launcher=str(supervisor.launcher_socket), launcher_pid=supervisor.launcher.pid)
     path = serve_file(home)
     partial = path.with_name(f".{SERVE_FILE}.{os.getpid()}")
     partial.write_text(json.dumps(record, indent=2) + "\n")
@@ -452,7 +522,7 @@ def _end(supervisor: _Supervisor, signals: _Signals) -> int:
     """Say why serving ends; the exit code (130 Ctrl-C, 0 SIGTERM, 1 a process died or did not start)."""
     if signals.received is not None:
         name = "Ctrl-C" if signals.received == signal.SIGINT else "SIGTERM"
-        echo(f"bcm serve: {name}: stopping the runner, then the Prefect server", stderr=True)
+        echo(f"bcm serve: {name}: stopping the launcher and the runner, then the Prefect server", stderr=True)
         return INTERRUPTED if signals.received == signal.SIGINT else OK
     supervisor.check()
     echo(f"bcm serve: {supervisor.problem or 'stopped'}", stderr=True)
