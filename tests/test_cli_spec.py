@@ -59,12 +59,12 @@ def test_schema_matches_committed_file() -> None:
 
 
 def test_schema_command_prints_json_schema() -> None:
-    """`bcm schema` prints the JSON Schema with the step kinds in it."""
+    """`bcm schema` prints the JSON Schema with the step kinds and the common keys in it."""
     result = bcm("schema")
     schema = json.loads(result.stdout)
     assert result.returncode == 0
     assert schema["title"] == "bcm runbook (format version 1)"
-    assert sorted(schema["$defs"]["Step"]["properties"])[:5] == ["approve", "call", "exercise", "http", "id"]
+    assert sorted(schema["$defs"]["Step"]["properties"])[:5] == ["approve", "call", "exercise", "fulfils", "http"]
 
 
 def test_list_json_shows_review_status_and_rto(tmp_path: Path) -> None:
@@ -201,3 +201,104 @@ def test_dry_run_prints_emoji_codes_in_rendered_messages_literally(tmp_path: Pat
         "wave 1 (these start together)",
         "  response/evacuate: notify exec: Fire :fire: in [red]B:100:[/red]",
     ]
+
+
+def table_rows(lines: list[str], title: str) -> list[tuple[str, ...]]:
+    """The cells of a rich table printed under ``title``, header first, a wrapped cell's lines joined."""
+    start = lines.index(title) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("└"))
+    rows: list[list[str]] = []
+    for line in lines[start:end]:
+        if line[0] not in "┃│":
+            continue
+        cells = [cell.strip() for cell in line[1:-1].split(line[0])]
+        if rows and line[0] == "│" and not cells[0]:
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+    return [tuple(row) for row in rows]
+
+
+def test_show_lists_the_runbooks_obligations() -> None:
+    """`bcm show ransomware`: each clock with its name, period, start, the steps fulfilling it and its condition."""
+    result = bcm("show", "ransomware", runbooks=ROOT / "runbooks")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert table_rows(lines, "Obligations") == [
+        ("obligation", "name", "clock", "starts at", "fulfilled by", "when"),
+        (
+            "gdpr-art33",
+            "Personal-data breach notification to the supervisory authority",
+            "72 hours",
+            "aware",
+            "regulator-clock",
+            "params.personal_data_involved",
+        ),
+        ("nis2-early-warning", "NIS2 early warning", "24 hours", "aware", "nis2-early-warning", "always"),
+        ("nis2-notification", "NIS2 incident notification", "72 hours", "aware", "nis2-notification", "always"),
+        ("nis2-final", "NIS2 final report", "1 month", "nis2-notification fulfilled", "nis2-final-report", "always"),
+        (
+            "dora-initial",
+            "DORA initial notification of a major ICT-related incident",
+            "4 hours, at most 24 hours after aware",
+            "classified_major",
+            "dora-initial-report",
+            "params.financial_entity",
+        ),
+        (
+            "dora-intermediate",
+            "DORA intermediate report",
+            "72 hours",
+            "dora-initial fulfilled",
+            "dora-intermediate-report",
+            "params.financial_entity",
+        ),
+        (
+            "dora-final",
+            "DORA final report",
+            "1 month",
+            "dora-intermediate fulfilled",
+            "dora-final-report",
+            "params.financial_entity",
+        ),
+        (
+            "sec-8k-item-1.05",
+            "Form 8-K Item 1.05 (material cybersecurity incident)",
+            "4 business days",
+            "materiality_determined",
+            "sec-8k",
+            "params.sec_registrant",
+        ),
+    ]
+    assert [line for line in lines if "fulfils gdpr-art33" in line] == [
+        "│   ├── regulator-clock — Personal-data breach notification (72 hours); manual by privacy; after awareness; "
+        "when {{ params.personal_data_involved }}; fulfils gdpr-art33",
+    ]
+
+
+def test_show_gives_a_programmes_own_period_and_a_fulfilling_milestone() -> None:
+    """`bcm show vuln-disclosure`: the runbook's period beside the catalog's, a milestone where no step fulfils."""
+    result = bcm("show", "vuln-disclosure", runbooks=ROOT / "runbooks")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert table_rows(result.stdout.splitlines(), "Obligations")[1:] == [
+        (
+            "vdp-acknowledge",
+            "Acknowledge the researcher",
+            "1 day (the runbook's; catalog: 3 business days)",
+            "received",
+            "milestone acknowledged",
+            "always",
+        ),
+        ("vdp-disclosure", "Coordinated disclosure", "90 days", "received", "close-invalid, publish", "always"),
+    ]
+
+
+def test_the_schema_offers_obligations_and_fulfils() -> None:
+    """The JSON Schema has the top-level `obligations` list of {obligation, when, period} and a step's `fulfils`."""
+    from bcm.spec.schema import runbook_schema
+
+    definitions = runbook_schema()["$defs"]
+    entry = definitions["RunbookObligation"]  # type: ignore[index]
+    assert (sorted(entry["properties"]), entry["required"]) == (["obligation", "period", "when"], ["obligation"])
+    assert runbook_schema()["properties"]["obligations"]["items"] == {"$ref": "#/$defs/RunbookObligation"}  # type: ignore[index]
+    assert definitions["Step"]["properties"]["fulfils"]["items"]["pattern"] == "^[a-z0-9][a-z0-9.-]*$"  # type: ignore[index]

@@ -32,6 +32,7 @@ from bcm.spec.summary import (
     drawn_dependencies,
     effective_targets,
     mermaid,
+    obligation_summaries,
     review_status,
     target_sources,
 )
@@ -152,7 +153,7 @@ def show_cmd(
     runbook: Annotated[str, typer.Argument(help="A runbook id from the library or a path to a YAML file.")],
     as_mermaid: Annotated[bool, typer.Option("--mermaid", help="Print the step graph as a Mermaid flowchart.")] = False,
 ) -> None:
-    """Show a runbook: targets and where they come from, parameters, phases and the step graph."""
+    """Show a runbook: targets and where they come from, parameters, obligations, phases and the step graph."""
     loaded, catalog = load_one(runbook, library_root=_library_root())
     rb = loaded.runbook
     if as_mermaid:
@@ -168,6 +169,7 @@ def show_cmd(
         targets.add_row(target.name, format_duration(target.value), Text(target.describe()))
     out.print(targets)
     _print_parameters(rb)
+    _print_obligations(rb, catalog)
     out.print(_step_tree(loaded))
 
 
@@ -184,6 +186,21 @@ def _print_parameters(rb: Runbook) -> None:
         cells = (name, describe_parameter_type(parameter), "yes" if parameter.required else "no", shown)
         params.add_row(*(Text(cell) for cell in (*cells, parameter.description or "-")))
     out.print(params)
+
+
+def _print_obligations(rb: Runbook, catalog: Catalog) -> None:
+    """The deadline clocks the runbook may start: what each is, how long it runs, from what, and
+    which steps fulfil it. Nothing when the runbook lists none."""
+    summaries = obligation_summaries(rb, catalog)
+    if not summaries:
+        return
+    table = Table(title="Obligations", title_justify="left")
+    for column in ("obligation", "name", "clock", "starts at", "fulfilled by", "when"):
+        table.add_column(column)
+    for ob in summaries:
+        cells = (ob.id, ob.name, ob.clock, ob.starts, ", ".join(ob.fulfilled_by) or "-", ob.when or "always")
+        table.add_row(*(Text(cell) for cell in cells))
+    out.print(table)
 
 
 def _step_tree(loaded: LoadedRunbook) -> Tree:
@@ -205,6 +222,8 @@ def _step_tree(loaded: LoadedRunbook) -> Tree:
                 bits.append(f"when {step.when}")
             if step.marks:
                 bits.append(f"marks {step.marks}")
+            if step.fulfils:
+                bits.append("fulfils " + ", ".join(step.fulfils))
             node.add(Text.assemble((step.id, "bold"), " — " + "; ".join(bits)))
     return tree
 

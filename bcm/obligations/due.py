@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
 from bcm.clock import as_utc
-from bcm.obligations.models import DEFAULT_REMINDERS, DUE, ELAPSED_UNITS, Obligation, Period, format_point
+from bcm.spec.obligations import DEFAULT_REMINDERS, DUE, ELAPSED_UNITS, Obligation, Period, format_point
 from bcm.vocabulary import ObligationStatus
 
 #: Saturday and Sunday (``date.weekday()`` numbers).

@@ -1,12 +1,14 @@
-"""The catalog: services with their business-impact analysis, and stakeholder roles.
+"""The catalog: services with their business-impact analysis, stakeholder roles, obligations.
 
 It lives in ``catalog/`` at the top of a runbook library (``services.yaml``,
-``stakeholders.yaml``); runbooks are checked against the nearest catalog at or above their folder.
+``stakeholders.yaml``, and ``obligations.yaml`` when the library runs deadline clocks); runbooks
+are checked against the nearest catalog at or above their folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +16,8 @@ from pydantic import BaseModel
 
 from bcm.durations import format_duration
 from bcm.spec.models import Role, Service, Services, Stakeholders
+from bcm.spec.obligation_catalog import load_obligations
+from bcm.spec.obligations import Jurisdiction, Obligation
 from bcm.spec.problems import Findings, Path_, Problem, unknown
 from bcm.spec.reading import ReadFile, read_file
 from bcm.spec.validation import check_model
@@ -24,11 +28,14 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Catalog:
-    """Services (with their BIA) and stakeholder roles."""
+    """Services (with their BIA), stakeholder roles, and the obligations (deadline clocks) with
+    the jurisdictions their clocks are counted in (none when the catalog has no obligations.yaml)."""
 
     services: dict[str, Service]
     roles: dict[str, Role]
     directory: Path
+    obligations: dict[str, Obligation] = field(default_factory=dict)
+    jurisdictions: dict[str, Jurisdiction] = field(default_factory=dict)
 
 
 def find_catalog(start: Path, fallback: Path | None = None) -> Path:
@@ -42,7 +49,8 @@ def find_catalog(start: Path, fallback: Path | None = None) -> Path:
 
 
 def load_catalog(directory: Path) -> tuple[Catalog | None, list[Problem]]:
-    """Load ``services.yaml`` and ``stakeholders.yaml`` from ``directory`` and check them together.
+    """Load ``services.yaml``, ``stakeholders.yaml`` and ``obligations.yaml`` (when there is one)
+    from ``directory`` and check them together.
 
     Returns:
         The catalog (None when there are problems) and every problem found.
@@ -50,7 +58,10 @@ def load_catalog(directory: Path) -> tuple[Catalog | None, list[Problem]]:
     services, services_file, problems = _load(directory / "services.yaml", Services)
     stakeholders, _, found = _load(directory / "stakeholders.yaml", Stakeholders)
     problems += found
-    if services is None or stakeholders is None or services_file.document is None:
+    # Owners of obligations are roles: with no readable roles, none is called unknown.
+    obligations, found = load_obligations(directory, roles=stakeholders.roles if stakeholders else _ANY_ROLE)
+    problems += found
+    if services is None or stakeholders is None or services_file.document is None or obligations is None:
         return None, problems
     roles: dict[str, Role] = dict(stakeholders.roles)
     findings = Findings(services_file.file, services_file.document.source)
@@ -58,7 +69,24 @@ def load_catalog(directory: Path) -> tuple[Catalog | None, list[Problem]]:
     problems += findings.problems
     if problems:
         return None, problems
-    return Catalog(services=by_id, roles=roles, directory=directory), problems
+    catalog = Catalog(
+        services=by_id,
+        roles=roles,
+        directory=directory,
+        obligations=obligations.obligations,
+        jurisdictions=obligations.jurisdictions,
+    )
+    return catalog, problems
+
+
+class _AnyRole(frozenset[str]):
+    """Holds every role: obligations are checked against it when stakeholders.yaml has problems."""
+
+    def __contains__(self, role: object) -> bool:
+        return True
+
+
+_ANY_ROLE: Collection[str] = _AnyRole()
 
 
 def _load(path: Path, model: type[M]) -> tuple[M | None, ReadFile, list[Problem]]:

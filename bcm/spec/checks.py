@@ -4,7 +4,8 @@ As orquesta's ``inspect()``, three separate checks feed one sorted list of probl
 
 - :func:`inspect_syntax`: the document against the models (keys, types, durations, step kinds);
 - :func:`inspect_semantics`: cross-references, within the runbook and against the catalog (roles,
-  services, targets against the BIA, step ids, ``needs``, dependency cycles);
+  services, targets against the BIA, step ids, ``needs``, dependency cycles, obligations and the
+  steps that fulfil them);
 - :func:`inspect_expressions`: templates and ``when`` expressions (syntax, names, declared
   parameters, existing steps).
 
@@ -23,6 +24,7 @@ from bcm.durations import format_duration
 from bcm.spec.catalog import Catalog
 from bcm.spec.graph import find_cycle, step_dependencies
 from bcm.spec.models import Runbook
+from bcm.spec.obligation_checks import inspect_obligations
 from bcm.spec.outline import RunbookOutline, StepOutline, outline_runbook
 from bcm.spec.problems import Findings, Path_, Problem, did_you_mean, unknown
 from bcm.spec.validation import Checked, check_model
@@ -91,7 +93,7 @@ def inspect_syntax(doc: YamlDocument, file: str) -> Checked[Runbook]:
 
 def inspect_semantics(outline: RunbookOutline, catalog: Catalog, findings: Findings) -> None:
     """Cross-references: roles and services in the catalog, targets within the BIA, step ids,
-    ``needs`` and dependency cycles."""
+    ``needs``, dependency cycles, obligations and ``fulfils``."""
     for path, role in outline.roles:
         findings.check_role(path, role, catalog.roles)
     for i, service_id in outline.services:
@@ -106,6 +108,7 @@ def inspect_semantics(outline: RunbookOutline, catalog: Catalog, findings: Findi
         _check_needs(step, first, findings, all_ids=all_ids)
     if all_ids:
         _check_cycles(outline, first, findings)
+    inspect_obligations(outline, catalog, findings)
 
 
 def _ids_known(outline: RunbookOutline, findings: Findings) -> bool:
@@ -223,7 +226,8 @@ _ANY_NAME = _AnyName()
 
 
 def inspect_expressions(outline: RunbookOutline, findings: Findings, lines: Sequence[str]) -> None:
-    """Templates and ``when`` expressions: syntax, names, declared parameters, existing steps."""
+    """Templates and ``when`` expressions (of steps and obligations): syntax, names, declared
+    parameters, existing steps."""
     params = outline.parameters if _parameters_known(outline, findings) else _ANY_NAME
     steps = outline.step_ids() if _ids_known(outline, findings) else _ANY_NAME
     if outline.channel:
@@ -233,6 +237,9 @@ def inspect_expressions(outline: RunbookOutline, findings: Findings, lines: Sequ
             _check_template(findings, lines, (*step.path, *key), text, params, steps)
         if step.when is not None:
             _check_template(findings, lines, (*step.path, "when"), step.when, params, steps, expression=True)
+    for entry in outline.obligations:
+        if entry.when is not None:
+            _check_template(findings, lines, (*entry.path, "when"), entry.when, params, steps, expression=True)
 
 
 def _check_template(

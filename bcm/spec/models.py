@@ -1,7 +1,7 @@
 """Runbook format version 1 and the catalog, as frozen pydantic models.
 
 These models check shape and types. Cross-references (roles, services, step ids, templates,
-cycles) need the whole library and are checked in :mod:`bcm.spec.checks`. Execution code only
+cycles, obligations) need the whole library and are checked in :mod:`bcm.spec.checks`. Execution code only
 ever receives instances of these models, never raw dicts.
 """
 
@@ -23,6 +23,7 @@ from bcm.kinds.http import HttpAction as HttpAction
 from bcm.kinds.manual import ManualAction as ManualAction
 from bcm.kinds.notify import NotifyAction as NotifyAction
 from bcm.kinds.run import ArgvItem
+from bcm.spec.obligations import ObligationId, PeriodText
 from bcm.vocabulary import PHASES, Milestone, Severity
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
@@ -52,6 +53,7 @@ class Step(Model):
     retry_delay: Duration = timedelta(seconds=10)
     timeout: Duration | None = None
     marks: Milestone | None = None
+    fulfils: list[ObligationId] = Field(default_factory=list)
     on_failure: Literal["stop", "continue"] = "stop"
     exercise: Literal["simulate", "run", "skip"] | None = None
 
@@ -155,6 +157,17 @@ class Communication(Model):
     cadence: Duration | None = None
 
 
+class RunbookObligation(Model):
+    """A deadline clock of the catalog (``catalog/obligations.yaml``) that may apply to a run: it
+    applies when ``when`` (an expression on params and step outputs) is true or absent, starts at
+    the catalog's milestone and runs for the catalog's period, or for ``period`` when the catalog
+    marks the obligation adjustable (a programme's own target, never a period set by law)."""
+
+    obligation: ObligationId
+    when: str | None = None
+    period: PeriodText | None = None
+
+
 class Phases(Model):
     """Steps by phase: prevention (readiness checks), communication, response, recovery."""
 
@@ -190,6 +203,7 @@ class Runbook(Model):
     targets: Targets = Field(default_factory=Targets)
     parameters: dict[ParamName, Parameter] = Field(default_factory=dict)
     communication: Communication = Field(default_factory=Communication)
+    obligations: list[RunbookObligation] = Field(default_factory=list)
     phases: Phases
 
     def steps(self, *, include_prevention: bool = True) -> list[tuple[str, Step]]:
@@ -211,6 +225,10 @@ class Runbook(Model):
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
+
+    def fulfilled_by(self, obligation_id: str) -> list[str]:
+        """The ids of the steps that declare ``fulfils: [obligation_id]``, in phase and written order."""
+        return [step.id for _, step in self.steps() if obligation_id in step.fulfils]
 
 
 # --------------------------------------------------------------------------- catalog

@@ -39,6 +39,7 @@ class StepOutline:
         roles: ``(path below the step, role)`` of each role it names.
         templates: ``(path below the step, text)`` of each string that may hold a template.
         when: its ``when`` expression, when it is a string.
+        fulfils: ``(position, obligation id)`` of each string in ``fulfils``.
     """
 
     phase: str
@@ -49,6 +50,7 @@ class StepOutline:
     roles: tuple[tuple[Path_, str], ...]
     templates: tuple[tuple[Path_, str], ...]
     when: str | None
+    fulfils: tuple[tuple[int, str], ...] = ()
 
     @property
     def path(self) -> Path_:
@@ -59,6 +61,28 @@ class StepOutline:
     def known_phase(self) -> bool:
         """Whether it is listed under one of the four phases."""
         return self.phase in PHASES
+
+
+@dataclass(frozen=True)
+class ObligationOutline:
+    """One entry of the runbook's ``obligations`` list as written.
+
+    Attributes:
+        index: its position in the list.
+        id: the obligation it names (``obligation:``), when that is a string.
+        when: its ``when`` expression, when it is a string.
+        period: whether it sets its own ``period``.
+    """
+
+    index: int
+    id: str | None
+    when: str | None
+    period: bool
+
+    @property
+    def path(self) -> Path_:
+        """The entry's node path: ``("obligations", 2)``."""
+        return ("obligations", self.index)
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,10 @@ class RunbookOutline:
             be said not to be a step of this runbook.
         parameters_complete: whether ``parameters`` is a mapping, or absent from a document
             whose every top-level key is known (a misspelled ``parameter:`` declares them too).
+        obligations: every entry of ``obligations`` that is a mapping.
+        obligations_complete: whether ``obligations`` is absent (from a document whose every
+            top-level key is known), or a list of mappings each naming its obligation with a
+            string; otherwise no id a step ``fulfils`` can be said not to be the runbook's.
     """
 
     roles: tuple[tuple[Path_, str], ...]
@@ -88,6 +116,8 @@ class RunbookOutline:
     steps: tuple[StepOutline, ...]
     steps_complete: bool
     parameters_complete: bool
+    obligations: tuple[ObligationOutline, ...] = ()
+    obligations_complete: bool = True
 
     def step_ids(self) -> frozenset[str]:
         """Every step id written in the document."""
@@ -103,6 +133,8 @@ def outline_runbook(data: object) -> RunbookOutline:
     phases = top.get("phases")
     steps = tuple(_steps(phases))
     parameters = top.get("parameters")
+    written = top.get("obligations")
+    obligations = tuple(_obligations(written))
     return RunbookOutline(
         roles=tuple(roles),
         services=tuple(_strings(top.get("services"))),
@@ -112,7 +144,26 @@ def outline_runbook(data: object) -> RunbookOutline:
         steps=steps,
         steps_complete=all(step.id is not None for step in steps) and len(steps) == _count_items(phases),
         parameters_complete=isinstance(parameters, dict) or ("parameters" not in top and set(top) <= _RUNBOOK_KEYS),
+        obligations=obligations,
+        obligations_complete=(
+            ("obligations" not in top and set(top) <= _RUNBOOK_KEYS)
+            or (isinstance(written, list) and len(obligations) == len(written) and all(o.id for o in obligations))
+        ),
     )
+
+
+def _obligations(value: object) -> Iterator[ObligationOutline]:
+    if not isinstance(value, list):
+        return
+    for index, entry in enumerate(value):
+        if isinstance(entry, dict):
+            ob_id, when = entry.get("obligation"), entry.get("when")
+            yield ObligationOutline(
+                index=index,
+                id=ob_id if isinstance(ob_id, str) else None,
+                when=when if isinstance(when, str) else None,
+                period="period" in entry,
+            )
 
 
 def _count_items(phases: object) -> int:
@@ -160,6 +211,7 @@ def _step(phase: str, index: int, step: dict[str, object]) -> StepOutline:
         roles=tuple(roles),
         templates=tuple(templates),
         when=when if isinstance(when, str) else None,
+        fulfils=tuple(_strings(step.get("fulfils"))),
     )
 
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from bcm.spec.catalog import Catalog
 from bcm.spec.graph import dependencies
-from bcm.spec.models import Parameter, Runbook, Step
+from bcm.spec.models import Parameter, Runbook, RunbookObligation, Step
+from bcm.spec.obligations import Obligation
 from bcm.templates import when_expression
 from bcm.vocabulary import INCIDENT_PHASES, PHASES
 
@@ -92,6 +93,60 @@ def review_status(runbook: Runbook, today: date) -> tuple[str, date | None]:
     return "ok", due
 
 
+@dataclass(frozen=True)
+class ObligationSummary:
+    """One of a runbook's obligations as people read it (``bcm show``).
+
+    Attributes:
+        id: the catalog id.
+        name: the catalog's name for it.
+        clock: how long it runs: the runbook's own period for an adjustable one, the catalog's
+            otherwise, with the second bound (``4 hours, at most 24 hours after aware``).
+        starts: what starts it: a milestone, or ``ID fulfilled`` for a chained clock.
+        fulfilled_by: the steps that fulfil it, or ``milestone NAME``; empty when neither (a
+            person records it by hand).
+        when: the condition on params and step outputs (without its braces), None when it always applies.
+    """
+
+    id: str
+    name: str
+    clock: str
+    starts: str
+    fulfilled_by: tuple[str, ...]
+    when: str | None
+
+
+def obligation_summaries(runbook: Runbook, catalog: Catalog) -> tuple[ObligationSummary, ...]:
+    """The runbook's obligations, in the order listed, with what the catalog says of each."""
+    return tuple(
+        _summarise(entry, catalog.obligations[entry.obligation], runbook)
+        for entry in runbook.obligations
+        if entry.obligation in catalog.obligations
+    )
+
+
+def _summarise(entry: RunbookObligation, obligation: Obligation, runbook: Runbook) -> ObligationSummary:
+    clock = str(obligation.period)
+    if entry.period is not None:
+        default = f"; catalog: {obligation.period}" if entry.period != obligation.period else ""
+        clock = f"{entry.period} (the runbook's{default})"
+    if obligation.not_later_than is not None:
+        bound = obligation.not_later_than
+        clock += f", at most {bound.period} after {bound.starts}"
+    if obligation.fulfilled_by.milestone is not None:
+        fulfilled_by: tuple[str, ...] = (f"milestone {obligation.fulfilled_by.milestone}",)
+    else:
+        fulfilled_by = tuple(runbook.fulfilled_by(obligation.id))
+    return ObligationSummary(
+        id=obligation.id,
+        name=obligation.name,
+        clock=clock,
+        starts=str(obligation.starts),
+        fulfilled_by=fulfilled_by,
+        when=when_expression(entry.when).strip() if entry.when else None,
+    )
+
+
 def describe_step(step: Step) -> str:
     """One line saying what a step does (its kind's ``describe``, in :mod:`bcm.kinds`)."""
     return step.kind_def.describe(step)
@@ -156,6 +211,8 @@ def mermaid(runbook: Runbook) -> str:
                 label += "<br/>when: " + _mermaid_escape(when_expression(step.when))
             if step.marks:
                 label += f"<br/>marks: {step.marks}"
+            if step.fulfils:
+                label += f"<br/>fulfils: {', '.join(step.fulfils)}"
             lines.append(f'    {_node(step.id)}["{label}"]')
         lines.append("  end")
     for step_id, needs in drawn_dependencies(runbook).items():

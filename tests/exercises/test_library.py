@@ -347,7 +347,7 @@ def test_an_exercise_of_a_runbook_with_problems_is_not_checked_against_it(
 ) -> None:
     """The runbook's problems are reported once; its exercise says why it was not checked, not 'unknown runbook'."""
     monkeypatch.chdir(tmp_path)
-    for name in ("services.yaml", "stakeholders.yaml"):
+    for name in ("services.yaml", "stakeholders.yaml", "obligations.yaml"):
         write(tmp_path / "lib" / "catalog", name, (LIBRARY / "catalog" / name).read_text(encoding="utf-8"))
     runbook = (LIBRARY / "le-emergency-disclosure.yaml").read_text(encoding="utf-8")
     write(tmp_path / "lib", "le.yaml", runbook.replace("owner: le_liaison", "owner: le_liason"))

@@ -35,6 +35,7 @@ EXERCISE_PARAMETERS: dict[str, dict[str, str]] = {
         "account": "svc-adm-0042",
         "indicator": "data-exfiltration",
         "immediate_risk": "true",
+        "personal_data": "true",
     },
     "le-emergency-disclosure": {
         "request_ref": "EDR-2026-0311",
@@ -43,7 +44,13 @@ EXERCISE_PARAMETERS: dict[str, dict[str, str]] = {
         "data_requested": "cell-location",
     },
     "pandemic": {"absence_pct": "35", "offices_closed": "true"},
-    "ransomware": {"segment": "corp-servers-lon", "first_host": "lon-fs-07", "personal_data_involved": "true"},
+    "ransomware": {
+        "segment": "corp-servers-lon",
+        "first_host": "lon-fs-07",
+        "personal_data_involved": "true",
+        "financial_entity": "true",
+        "sec_registrant": "true",
+    },
     "supplier-failure": {
         "supplier": "payment-gateway-primary",
         "service": "payments",
@@ -87,6 +94,21 @@ EXPECTED_SKIPPED = {
     "ransomware": set(),
     "supplier-failure": {"legal-position"},
     "vuln-disclosure": {"close-invalid"},
+}
+
+# The milestones deadline clocks start at, marked by the steps each exercise runs (the parameters
+# above take every regulatory path).
+EXPECTED_CLOCK_MARKS = {
+    "ai-incident": {"aware"},
+    "dc-power-loss": set(),
+    "ddos": {"aware"},
+    "fibre-cut": {"aware"},
+    "insider-threat": {"aware"},
+    "le-emergency-disclosure": {"received"},
+    "pandemic": set(),
+    "ransomware": {"aware", "classified_major", "materiality_determined"},
+    "supplier-failure": set(),
+    "vuln-disclosure": {"received"},
 }
 
 RUNBOOK_IDS = sorted(path.stem for path in LIBRARY.glob("*.yaml"))
@@ -134,6 +156,7 @@ def test_every_runbook_has_exercise_parameters() -> None:
     """The exercise table covers exactly the runbooks in the library, so a new runbook cannot go untested."""
     assert sorted(EXERCISE_PARAMETERS) == RUNBOOK_IDS
     assert sorted(EXPECTED_SKIPPED) == RUNBOOK_IDS
+    assert sorted(EXPECTED_CLOCK_MARKS) == RUNBOOK_IDS
     assert len(RUNBOOK_IDS) == 10
 
 
@@ -169,7 +192,7 @@ def test_runbook_exercise_end_to_end(sandbox: BcmEnv, runbook_id: str) -> None:
     marked_anywhere = {step.marks for step in steps.values() if step.marks}
     headline = {m for m in HEADLINE_MILESTONES if m in marked_anywhere}
     assert headline <= expected_marks
-    assert expected_marks == LIFECYCLE
+    assert expected_marks == LIFECYCLE | EXPECTED_CLOCK_MARKS[runbook_id]
 
     # Skips happen only for the exercise convention or a `when` that was false.
     assert {sid for sid, s in records.items() if s.status == "skipped"} == EXPECTED_SKIPPED[runbook_id]
