@@ -20,13 +20,13 @@ setup: $(STAMP)
 
 # The main job on embedded defaults (Prefect's embedded server, SQLite in .bcm/, the transcript
 # instead of Slack): validate the library, list it, run a runbook end to end as an exercise, then
-# play a tabletop exercise at 600 times speed with its scripted responses and write its after-action
+# play a tabletop exercise at 60 times speed (an hour of play in a minute) with its scripted responses and write its after-action
 # report (the latest run of that exercise) to .bcm/aar.html.
 demo: $(STAMP)
 	$(BIN)/bcm validate
 	$(BIN)/bcm list
 	$(BIN)/bcm run dc-power-loss --mode exercise --auto-approve -p site=lon-dc1
-	$(BIN)/bcm exercise run dc-power-loss-tabletop --speed 600 --auto-respond
+	$(BIN)/bcm exercise run dc-power-loss-tabletop --speed 60 --auto-respond
 	$(BIN)/bcm report aar dc-power-loss-tabletop --out .bcm/aar.html
 
 lint: $(STAMP)

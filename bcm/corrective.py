@@ -156,6 +156,11 @@ def check_move(ref: str, current: str, new: str, *, note: str | None, evidence: 
             raise InputError(f"{ref} is {current} and cannot go back to {new}: {_MOVES}")
         if not note:
             raise InputError(f"reopening {ref} (done → {new}) needs --note saying why it is not done after all")
+    if new == "verified" and current != "done":
+        raise InputError(
+            f"{ref} is {current}: verifying is the effectiveness review of a done action; "
+            f"close it first (`bcm actions close {ref} --evidence TEXT --by WHO`), then `close --verified`"
+        )
     if new in CLOSED_STATUSES and not evidence:
         raise InputError(
             f"{ref} cannot be {new} without evidence: give --evidence (what shows it was done), "

@@ -132,6 +132,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Bcm:
         bcm.add()
     bcm.ok("actions", "update", "CA-1", "--status", "in_progress", "--by", "Edsger Dijkstra")
     bcm.ok("actions", "close", "CA-2", "--evidence", "Runbook updated", "--by", "Edsger Dijkstra")
+    bcm.ok("actions", "close", "CA-3", "--evidence", "Runbook updated", "--by", "Edsger Dijkstra")
     bcm.ok("actions", "close", "CA-3", "--verified", "--evidence", "Drill passed", "--by", "Ada Lovelace")
     return bcm
 
@@ -388,6 +389,10 @@ REFUSALS: dict[tuple[str, ...], str] = {
         "CA-x: not a corrective action: write CA-7 or 7 (`bcm actions list` shows them)"
     ),
     ("close", "CA-1", "--by", "x"): "missing --evidence: give it (see --help)",
+    ("close", "CA-1", "--verified", "--evidence", "e", "--by", "x"): (
+        "CA-1 is in_progress: verifying is the effectiveness review of a done action; close it first "
+        "(`bcm actions close CA-1 --evidence TEXT --by WHO`), then `close --verified`"
+    ),
     ("close", "CA-2", "--evidence", "e", "--by", "x"): (
         "CA-2 is already done: after the effectiveness review, "
         "`bcm actions close CA-2 --verified --evidence TEXT --by WHO`"

@@ -7,12 +7,12 @@ imports no Prefect. The programme itself (what counts as held, the gaps, the nex
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from rich.table import Table
 
 from bcm import clock
-from bcm.cli.output import JsonOption, Text, TzOption, echo, out, print_json, resolve_timezone, shown_time
+from bcm.cli.output import JsonOption, Text, TzOption, echo, out, print_json, resolve_timezone
 from bcm.config import load_settings
 from bcm.exercises.library import load_exercises
 from bcm.exercises.programme import HeldExercise, NextExercise, Programme, programme_document, read_programme
@@ -34,19 +34,29 @@ def plan_cmd(json_out: JsonOption = False, tz_name: TzOption = None) -> None:
     _print(programme, tz)
 
 
+def _when(at: datetime, tz: tzinfo) -> str:
+    """``at`` in ``tz`` as the other tables show times: ``2026-12-02 13:23:40`` (the zone is in the title)."""
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _zone(at: datetime, tz: tzinfo) -> str:
+    """The zone the table's times are in: its IANA name, else its abbreviation (``UTC``, ``CET``)."""
+    return getattr(tz, "key", None) or at.astimezone(tz).tzname() or str(tz)
+
+
 def _last(held: HeldExercise | None, tz: tzinfo) -> str:
-    return "never" if held is None else f"{shown_time(held.at, tz)} {held.label}"
+    return "never" if held is None else f"{_when(held.at, tz)} {held.label}"
 
 
 def _next(upcoming: NextExercise | None, tz: tzinfo) -> str:
-    return "not scheduled" if upcoming is None else f"{shown_time(upcoming.at, tz)} {upcoming.exercise_id}"
+    return "not scheduled" if upcoming is None else f"{_when(upcoming.at, tz)} {upcoming.exercise_id}"
 
 
 def _print(programme: Programme, tz: tzinfo) -> None:
     table = Table(
         title=Text(
-            f"Exercise programme at {shown_time(programme.as_of, tz)} "
-            f"(tier 1 exercised since {shown_time(programme.covered_since, tz)})"
+            f"Exercise programme at {_when(programme.as_of, tz)} "
+            f"(times in {_zone(programme.as_of, tz)}; tier 1 exercised since {_when(programme.covered_since, tz)})"
         )
     )
     for column in ("tier", "service", "runbooks", "last exercise", "result", "next scheduled"):

@@ -10,7 +10,6 @@ here). Prefect and ``flows/`` are imported inside the functions, as in :mod:`bcm
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from datetime import timedelta
@@ -19,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from bcm.cli.output import FAILED, OK, JsonOption, echo, err, fail, print_json
+from bcm.cli.output import who as who_is
 from bcm.cli.runs import PROGRESS_POLL_S, FlowCall, Progress, call_flow, check_prefect_server
 from bcm.cli.status import RunArgument, open_store, print_run
 from bcm.config import Settings, load_settings
@@ -33,6 +33,11 @@ from bcm.vocabulary import FINISHED_RUN_STATUSES
 
 #: How long ``bcm exercise end`` waits for a live runner to stop the run, in seconds.
 END_WAIT_S = 30.0
+#: The fastest exercise clock whose figures are fit to score: above it, ``bcm exercise run`` warns.
+SCORING_SPEED = 60.0
+#: About how long bcm takes, in wall seconds, between one step ending and the next starting (with
+#: Prefect tasks): at --speed 600 that is 3 minutes of exercise time.
+HANDOFF_S = 0.3
 #: Run statuses that end ``bcm exercise run`` with exit 0: played out, or ended early on purpose.
 ENDED_WELL = ("succeeded", "cancelled")
 
@@ -151,16 +156,18 @@ def run_cmd(
     settings = load_settings()
     loaded = load_exercise(exercise, library_root=settings.runbooks)
     exercise_parameters(loaded)  # the runbook must take the exercise's parameters: exit 2 before anything runs
-    who = by or os.environ.get("USER") or "unknown"
+    who = who_is(by)
     resuming: ExerciseRunRecord | None = None
     with open_store(settings, write=True) as store:
         if resume is not None or (run_id is not None and _exists(store, run_id)):
             record, resuming = check_resumable(store, loaded, resume or str(run_id))  # refused before Prefect starts
             run_id = record.id
+    played = (resuming.speed, resuming.auto_respond) if resuming else (speed, auto_respond)
+    if (warning := speed_warning(played[0])) is not None:
+        echo(warning, stderr=True)
     check_prefect_server()
     run_id = run_id or new_run_id()
     if not json_out:
-        played = (resuming.speed, resuming.auto_respond) if resuming else (speed, auto_respond)
         _announce(loaded, run_id, speed=played[0], auto_respond=played[1], resuming=resuming is not None)
     # Prefect: imported once the run is announced (as it takes seconds), unless bcm serve's launcher runs it.
     call = FlowCall(
@@ -192,6 +199,18 @@ def run_cmd(
     raise typer.Exit(OK if status in ENDED_WELL else FAILED)
 
 
+def speed_warning(speed: float) -> str | None:
+    """What ``bcm exercise run`` says on stderr above --speed 60: each hand-off between steps takes bcm a
+    fraction of a second, which the exercise clock multiplies into minutes."""
+    if speed <= SCORING_SPEED:
+        return None
+    handoff = format_duration(timedelta(seconds=HANDOFF_S * speed))
+    return (
+        f"at --speed {speed:g} each hand-off between steps (about {HANDOFF_S:g} s) counts as about {handoff} of "
+        f"exercise time: figures are for rehearsal; score at --speed {SCORING_SPEED:g} or less"
+    )
+
+
 def _announce(loaded: LoadedExercise, run_id: str, *, speed: float, auto_respond: bool, resuming: bool) -> None:
     exercise, short = loaded.exercise, run_id[:8]
     what = f"resuming run {short}" if resuming else f"run {short} starting"
@@ -212,15 +231,24 @@ def _exists(store: Store, run_id: str) -> bool:
     return True
 
 
-def end_cmd(run: RunArgument, by: ByOption = None) -> None:
+def end_cmd(
+    run: RunArgument,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Who ends it: a holder of the exercise's controller, evaluator or sponsor role.",
+        ),
+    ],
+) -> None:
     """End an exercise now (ENDEX): the run stops, its remaining steps cancelled, waiting people released."""
     settings = load_settings()
-    who = by or os.environ.get("USER") or "unknown"
     with open_store(settings, write=True) as store:
-        ended = end_exercise(store, run, by=who, library_root=settings.runbooks)
+        ended = end_exercise(store, run, by=by, library_root=settings.runbooks)
         short = ended.run.short_id
         played = ended.played
         assert played.endex_at is not None
+        who = played.ended_by
         echo(f"ENDEX at {played.endex_at:%H:%M:%S} UTC: {who} ended exercise {played.exercise_id}, run {short}")
         if ended.cancelled:
             echo(

@@ -8,7 +8,6 @@ an import every bad row by line: exit 2, nothing recorded.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ import typer
 from rich.table import Table
 
 from bcm.cli.output import JsonOption, TzOption, echo, out, print_json, resolve_timezone, seconds, shown_time
+from bcm.cli.output import who as who_is
 from bcm.config import load_settings
 from bcm.durations import format_duration
 from bcm.incidents import import_csv, record_disruption
@@ -40,7 +40,7 @@ def _library() -> Library:
 
 
 def _who(by: str | None) -> str:
-    return by or os.environ.get("USER") or "unknown"
+    return who_is(by)
 
 
 def _figures_json(figures: RunFigures) -> dict[str, Any]:

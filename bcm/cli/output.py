@@ -17,6 +17,7 @@ Every command module prints through this one, so the conventions hold everywhere
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import os
@@ -126,3 +127,13 @@ def resolve_timezone(name: str | None) -> tzinfo:
 def shown_time(at: datetime | None, tz: tzinfo) -> str:
     """``at`` in ``tz`` to the second, ISO 8601 with its offset; ``-`` when unknown."""
     return "-" if at is None else at.astimezone(tz).isoformat(timespec="seconds")
+
+
+def who(by: str | None) -> str:
+    """Who does it: ``--by``, else the login name (``$USER``, else the account's), else ``unknown``."""
+    if by:
+        return by
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
+        return "unknown"

@@ -1,8 +1,9 @@
-"""``bcm report aar``: the after-action report and improvement plan of an exercise run, to a file."""
+"""``bcm report aar``: the after-action report and improvement plan of an exercise run, to a file or stdout."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,9 @@ from bcm.cli.status import open_store
 from bcm.config import load_settings
 from bcm.errors import RunNotFound
 from bcm.exercises.evaluation import load_played_exercise, read_records, require_exercise_run
+from bcm.exercises.library import exercise_files
 from bcm.reports.aar import build_report, render_html, render_markdown, report_json
+from bcm.spec.reading import read_file
 from bcm.store import RunRecord, Store
 
 ExerciseRunArgument = Annotated[
@@ -43,21 +46,42 @@ def _write(path: Path, text: str) -> None:
         fail(f"--out {path}: cannot write it: {exc.strerror or exc}")
 
 
-def _the_run(store: Store, ref: str) -> RunRecord:
-    """The run ``ref`` names; failing that, when ``ref`` is an exercise id, that exercise's latest run."""
+def _the_run(store: Store, ref: str, library_root: Path) -> RunRecord:
+    """The run ``ref`` names; failing that, when ``ref`` is an exercise id, that exercise's latest run.
+
+    Raises:
+        RunNotFound: no run has that id and no exercise of that id was played.
+    """
     try:
         return store.get_run(ref)
     except RunNotFound:
-        played = store.list_exercise_runs(ref.strip())
-        if not played:
-            raise
-        return store.get_run(played[-1].run_id)
+        exercise_id = ref.strip()
+        played = store.list_exercise_runs(exercise_id)
+        if played:
+            return store.get_run(played[-1].run_id)
+        if _is_exercise(exercise_id, library_root):
+            fail(f"exercise {exercise_id} has not been played yet: `bcm exercise run {exercise_id}`")
+        raise
+
+
+def _is_exercise(exercise_id: str, library_root: Path) -> bool:
+    """Whether an exercise file of the library gives ``exercise_id`` as its id (the files are only read)."""
+    for path in exercise_files(library_root):
+        document = read_file(path).document
+        if document is not None and isinstance(document.data, dict) and document.data.get("id") == exercise_id:
+            return True
+    return False
 
 
 def aar_cmd(
     run: ExerciseRunArgument,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the report here: FILE.md (Markdown) or FILE.html (one page).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the report here: FILE.md (Markdown) or FILE.html (one page). Without it, the Markdown "
+            "is printed on stdout.",
+        ),
     ] = None,
     json_out: JsonOption = False,
     tz: TzOption = None,
@@ -65,21 +89,20 @@ def aar_cmd(
     """Write the after-action report and improvement plan (HSEEP AAR/IP) of an exercise run.
 
     Objectives scored from the timeline with the evaluators' ratings, the improvement plan from the
-    run's corrective actions (overdue ones flagged), the inject timeline and the hot wash.
-    ``--json`` prints the report's data on stdout. RUN may be an exercise id: its latest run.
+    run's corrective actions (overdue ones flagged), the inject timeline and the hot wash. Without
+    --out or --json the Markdown is printed on stdout. ``--json`` prints the report's data on stdout.
+    RUN may be an exercise id: its latest run.
     """
-    if out is None and not json_out:
-        fail("give --out FILE.md or --out FILE.html (or --json for the data)")
-    render = None
-    if out is not None:
-        render = FORMATS.get(out.suffix.lower())
-        if render is None:
-            fail(f"--out {out}: write the report to a .md (Markdown) or .html (one page) file")
     zone = resolve_timezone(tz)
     settings = load_settings()
     with open_store(settings) as store:
-        record = _the_run(store, run)
+        record = _the_run(store, run, settings.runbooks)
         exercise_run = require_exercise_run(store, record, why="the after-action report is written for exercise runs")
+        render = None
+        if out is not None:
+            render = FORMATS.get(out.suffix.lower())
+            if render is None:
+                fail(f"--out {out}: write the report to a .md (Markdown) or .html (one page) file")
         loaded = load_played_exercise(exercise_run, library_root=settings.runbooks)
         records = read_records(store, record, exercise_run, loaded)
         actions = store.list_actions(run_id=record.id)
@@ -88,6 +111,9 @@ def aar_cmd(
         _write(out, render(report))
     if json_out:
         print_json(report_json(report))
+        return
+    if out is None:
+        sys.stdout.write(render_markdown(report))
         return
     counts = report.evaluation.rating_counts()
     ratings = ", ".join(f"{r} {counts[r]}" for r in ("P", "S", "M", "U"))

@@ -38,6 +38,7 @@ from rich.table import Table
 from bcm import clock
 from bcm import errors as bcm_errors
 from bcm.cli.output import FAILED, OK, JsonOption, echo, err, escape, fail, out, print_json
+from bcm.cli.output import who as who_is
 from bcm.cli.runbooks import print_dry_run
 from bcm.cli.serve import find_served_server, served_launcher
 from bcm.cli.status import RunArgument, open_store, print_run
@@ -494,7 +495,7 @@ def run_cmd(
     if problems:
         fail("\n".join(f"{display_path(loaded.path)}: {p}" for p in problems))
     times = _known_times(impact_started, detected)
-    who = by or os.environ.get("USER") or "unknown"
+    who = who_is(by)
     if dry_run:
         print_dry_run(loaded, catalog, values, mode, who, json_out=json_out)
         return

@@ -2,8 +2,10 @@
 
 Each approve or manual step waits in a task of its own (``DecisionBoard.await_decision``) until its
 decision is in the store or its deadline passes. The run's heartbeat thread calls
-``DecisionBoard.poll``: one query for every waiting step, however many, waking those decided. A
-decision ends its step at the decision's own time; a run that stops releases the steps still waiting.
+``DecisionBoard.poll``: one query for every waiting step, however many, waking those decided; a
+decision recorded in the runner's own process (an exercise's scripted answer) wakes its step at once
+(``DecisionBoard.wake``). A decision ends its step at the decision's own time; a run that stops
+releases the steps still waiting.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ class DecisionBoard:
                 if step_id in found and not event.is_set():
                     self._found[step_id] = found[step_id]
                     event.set()
+
+    def wake(self, decision: ApprovalRecord) -> None:
+        """A decision this process has just recorded (an exercise's scripted answer): wake its step now,
+        without waiting for the next :meth:`poll`.
+
+        A step not waiting yet reads its decision from the store when it starts to wait.
+        """
+        with self._lock:
+            event = self._waiting.get(decision.step_id)
+            if event is not None and not event.is_set():
+                self._found[decision.step_id] = decision
+                event.set()
 
     def await_decision(self, planned: PlannedStep, started: datetime, deadline: datetime) -> StepOutcome:
         """Wait (in the executor) until the step's decision is in the store or its deadline passes."""

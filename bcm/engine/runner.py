@@ -181,6 +181,11 @@ class Runner:
         self._board = DecisionBoard(store, run.id, now=now, deadline_check_s=deadline_check_s)
         self._stop_reason: str | None = None
 
+    @property
+    def decisions(self) -> DecisionBoard:
+        """Where the run's person steps wait for their decisions (``wake`` one at once)."""
+        return self._board
+
     def stop(self, reason: str) -> None:
         """End the run early, from any thread (``bcm exercise end``): no further step starts, the person
         steps that wait are released, automated steps in flight finish, and the run ends ``cancelled``

@@ -19,10 +19,15 @@ milestone / step within T   reached within T with at least 25 % of T to spare �
                             2 × T is M.
 step (no time)              succeeded → P; failed, timed out, rejected or never ran by ENDEX → U;
                             skipped (its ``when`` did not hold) → not scored: it was not tested.
-cadence kept, at_least A    share of updates on time (the communication-on-time figure of
-                            :mod:`bcm.metrics`, with the cadence in exercise time) ≥ A → P when every
-                            update was on time, else S; below A → M when the share ≥ A / 2, else U;
-                            no update at all while one was due → U.
+cadence kept, at_least A    share of updates due that went out on time ≥ A → P when every one was
+                            on time, else S; below A → M when the share ≥ A / 2, else U; no update at
+                            all while one was due → U. An update is on time when it came within the
+                            cadence (in exercise time) of the one before (the first: of declared, else
+                            STARTEX). A due update that never came counts too: every gap longer than
+                            the cadence holds ⌊gap / cadence⌋ updates due; a gap ending in an update
+                            has that update as its late one and the rest missed, the gap from the last
+                            update to the end (resolved or stood_down, else ENDEX; now while in play)
+                            has all of them missed. The share is on time / (sent + missed).
 target rto / mtpd           time to recover (exercise time) against the run's stored RTO or MTPD, by
                             the same rule as a milestone within T. It counts from impact_started when
                             that was marked, else from STARTEX (the scenario's impact starts at
@@ -31,9 +36,12 @@ target rto / mtpd           time to recover (exercise time) against the run's st
 
 Not scored, with the reason: an objective without a measure (evaluators rate it); a measure
 counted ``of`` a milestone that never happened; a skipped step; a target the run has no value
-for; and, while the exercise is still in play (no ENDEX, the run not finished), anything not
-reached yet that could still be reached within twice its threshold. Once a timed event happened
-its score is final, in play or not.
+for; while the exercise is still in play (no ENDEX, the run not finished), anything not reached
+yet that could still be reached within twice its threshold; and, when a person ended play early
+(ENDEX by ``bcm exercise end``, not ``played out``), anything that had not happened and was not
+due yet at ENDEX (its origin plus its threshold still ahead; a step with no time limit that had
+not finished). Once a timed event happened, or its deadline passed before ENDEX, its score is
+final. A run that played out (the runbook finished) is scored on what happened by then.
 
 An evaluator's rating (``bcm exercise observe --rating``) is the final rating; the suggestion is
 kept beside it, and the report shows both and who rated. The latest rating given wins.
@@ -49,7 +57,9 @@ from typing import Literal
 
 from bcm.clock import as_utc
 from bcm.durations import format_duration
-from bcm.errors import InputError
+from bcm.engine.context import RunContext, RunInfo, StepState
+from bcm.engine.plan import Plan
+from bcm.errors import InputError, TemplateRenderError
 from bcm.exercises.library import EXERCISES_DIR, LoadedExercise, load_exercise
 from bcm.exercises.models import (
     CadenceMeasure,
@@ -61,7 +71,8 @@ from bcm.exercises.models import (
     StepMeasure,
     TargetMeasure,
 )
-from bcm.metrics import FIGURES, CommunicationFigures, Mark, StepTiming, Timeline, run_figures
+from bcm.exercises.play import PLAYED_OUT
+from bcm.metrics import FIGURES
 from bcm.spec.targets import runbook_targets
 from bcm.store import (
     ExerciseRunRecord,
@@ -73,6 +84,7 @@ from bcm.store import (
     StepRecord,
     Store,
 )
+from bcm.templates import render
 from bcm.vocabulary import FINISHED_RUN_STATUSES, FINISHED_STEP_STATUSES, RATING_MEANINGS, Rating
 
 __all__ = [
@@ -83,11 +95,13 @@ __all__ = [
     "Outcome",
     "Score",
     "evaluate",
+    "inject_context",
     "inject_timeline",
     "load_played_exercise",
     "measure_text",
     "offset_text",
     "read_records",
+    "render_expected_action",
     "require_exercise_run",
     "suggest_cadence_rating",
     "suggest_rating",
@@ -100,6 +114,8 @@ Outcome = Literal["met", "missed", "not_scored"]
 OUTCOME_LABELS: dict[Outcome, str] = {"met": "met", "missed": "missed", "not_scored": "not scored"}
 
 _TIME_TO_RECOVER = next(f for f in FIGURES if f.key == "time_to_recover").label
+#: How the play words an inject skipped because play ended before it was due (``skip_remaining``).
+_ENDEX_SKIP = "not delivered before ENDEX"
 
 
 # --------------------------------------------------------------------------- the inputs
@@ -142,6 +158,12 @@ class ExerciseRecords:
         if self.run.status in FINISHED_RUN_STATUSES:
             return self.run.ended_at
         return None
+
+    @property
+    def ended_early(self) -> bool:
+        """Whether a person ended play (``bcm exercise end``) rather than the runbook playing out."""
+        played = self.exercise_run
+        return played.endex_at is not None and played.ended_by is not None and played.ended_by != PLAYED_OUT
 
     def exercise_time(self, at: datetime, origin: datetime | None = None) -> timedelta:
         """How long after ``origin`` (default STARTEX) ``at`` is, on the exercise clock."""
@@ -383,6 +405,16 @@ def _timed_detail(what: str, value: timedelta, threshold: timedelta, origin: str
 # --------------------------------------------------------------------------- scoring
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """Stakeholder updates against the cadence: sent, on time, due but never sent, the longest gap (wall)."""
+
+    sent: int
+    on_time: int
+    missed: int
+    longest_gap: timedelta | None
+
+
 class _Scorer:
     """Scores the measures of one run's records as of a time."""
 
@@ -425,6 +457,9 @@ class _Scorer:
             outcome: Outcome = "met" if value <= threshold else "missed"
             detail = _timed_detail(what, value, threshold, label)
             return Score(outcome, detail, value=value, threshold=threshold, suggested=suggest_rating(value, threshold))
+        early = self._ended_before(origin_at, threshold)
+        if early is not None:
+            return Score("not_scored", early, threshold=threshold)
         end = self.ended_at or self.as_of
         elapsed = self.records.exercise_time(end, origin_at)
         if self.in_play and elapsed <= 2 * threshold:
@@ -445,6 +480,16 @@ class _Scorer:
             )
         return Score("missed", detail, threshold=threshold, suggested="U")
 
+    def _ended_before(self, origin_at: datetime, threshold: timedelta) -> str | None:
+        """Why an event not (yet) seen is not scored when a person ended play before it was due, else ``None``."""
+        if not self.records.ended_early or self.ended_at is None:
+            return None
+        endex = self.records.exercise_time(self.ended_at)
+        due = self.records.exercise_time(origin_at) + threshold
+        if endex >= due:
+            return None
+        return f"play ended before the threshold (ENDEX at {offset_text(endex)}, due by {offset_text(due)})"
+
     def milestone(self, measure: MilestoneMeasure) -> Score:
         origin_at = self._origin(measure.of)
         if isinstance(origin_at, Score):
@@ -460,7 +505,8 @@ class _Scorer:
         status = "not started" if record is None else record.status
         if record is not None and record.status == "skipped":
             return Score("not_scored", f"{what} was skipped (its condition did not hold): not tested")
-        if record is None or record.status not in FINISHED_STEP_STATUSES:
+        cut_short = self.records.ended_early and record is not None and record.status == "cancelled"
+        if record is None or record.status not in FINISHED_STEP_STATUSES or cut_short:
             return self._step_unfinished(measure, what, status, origin_at)
         if record.status != "succeeded":
             return Score("missed", f"{what} {record.status.replace('_', ' ')}", threshold=measure.within, suggested="U")
@@ -479,65 +525,82 @@ class _Scorer:
             return score
         if self.in_play:
             return Score("not_scored", f"{what} has not finished yet (status {status}): still in play")
+        if self.records.ended_early and self.ended_at is not None:
+            endex = offset_text(self.records.exercise_time(self.ended_at))
+            return Score(
+                "not_scored", f"play ended before {what} finished (ENDEX at {endex}; the step has no time limit)"
+            )
         return Score("missed", f"{what} did not finish (status {status}) by the end of play", suggested="U")
 
     def cadence(self, measure: CadenceMeasure) -> Score:
         cadence = self.records.targets.cadence
         if cadence is None or cadence <= timedelta(0):
             return Score("not_scored", "the run has no communication cadence to measure updates against")
-        comms = self._communication(cadence)
-        if comms.on_time is None:
-            return Score("not_scored", f"communication on time unknown: {comms.unknown_reason}")
+        kept = self._kept(cadence / self.records.speed)
         every = format_duration(cadence)
-        if comms.updates == 0:
+        if kept.sent == 0:
             if self.in_play:
                 return Score("not_scored", "no stakeholder update sent yet: still in play", at_least=measure.at_least)
-            if comms.expected == 0:
+            if kept.missed == 0:
                 return Score(
                     "not_scored",
                     f"no update was due: play was shorter than the cadence ({every})",
                     at_least=measure.at_least,
                 )
-            due = "" if comms.expected is None else f"; {comms.expected} were due (every {every})"
             return Score(
-                "missed", f"no stakeholder update was sent{due}", share=0.0, at_least=measure.at_least, suggested="U"
+                "missed",
+                f"no stakeholder update was sent; {kept.missed} were due (every {every})",
+                share=0.0,
+                at_least=measure.at_least,
+                suggested="U",
             )
-        share = comms.on_time / comms.updates
+        due = kept.sent + kept.missed
+        share = kept.on_time / due
         gap = (
             ""
-            if comms.longest_gap is None
-            else f"; longest gap {format_duration(comms.longest_gap * self.records.speed)}"
+            if kept.longest_gap is None
+            else f"; longest gap {format_duration(kept.longest_gap * self.records.speed)}"
         )
         detail = (
-            f"{comms.on_time} of {comms.updates} updates on time ({_percent(share)}, every {every}), "
+            f"{kept.on_time} of {due} updates on time ({_percent(share)}, every {every}, {kept.missed} missed), "
             f"at least {_percent(measure.at_least)} required{gap}"
         )
         if self.in_play:
             return Score("not_scored", f"{detail}: still in play", share=share, at_least=measure.at_least)
         outcome: Outcome = "met" if share >= measure.at_least else "missed"
-        rating = suggest_cadence_rating(share, measure.at_least, all_on_time=comms.on_time == comms.updates)
+        rating = suggest_cadence_rating(share, measure.at_least, all_on_time=kept.on_time == due)
         return Score(outcome, detail, share=share, at_least=measure.at_least, suggested=rating)
 
-    def _communication(self, cadence: timedelta) -> CommunicationFigures:
-        """The communication-on-time figure of :mod:`bcm.metrics`, with the cadence on the wall clock."""
-        run = self.records.run
-        timeline = Timeline(
-            run_id=run.id,
-            runbook_id=run.runbook_id,
-            services=run.services,
-            mode="exercise",
-            marks=tuple(Mark(name, at) for name, at in self.ms.items()),
-            steps=tuple(
-                StepTiming(s.step_id, s.phase, s.kind, s.status, s.started_at, s.ended_at) for s in self.records.steps
-            ),
-            cadence=cadence / self.records.speed,
-            updates=self.records.updates,
-            started_at=run.started_at,
-            ended_at=self.ended_at,
-        )
-        figures = run_figures(timeline).communication
-        assert figures is not None  # run_figures always computes it
-        return figures
+    def _kept(self, cadence: timedelta) -> _Kept:
+        """The updates against ``cadence`` (wall clock): sent, on time, due but never sent, the longest gap.
+
+        The first update is due a cadence after declared (else STARTEX), each next one a cadence after
+        the one before. A gap longer than the cadence that ends in an update had ⌊gap / cadence⌋ updates
+        due in it: that update is the late one, the rest were missed. The gap from the last update to
+        the end (resolved or stood_down, else ENDEX; now while in play) had all of its due updates missed.
+        """
+        anchor = self.ms.get("declared", self.ms["startex"])
+        end = self.ms.get("resolved") or self.ms.get("stood_down") or self.ended_at or self.as_of
+        on_time = missed = 0
+        longest: timedelta | None = None
+        previous = anchor
+        updates = sorted(as_utc(update) for update in self.records.updates)
+        for update in updates:
+            gap = update - previous
+            if gap <= cadence:
+                on_time += 1
+            else:
+                missed += gap // cadence - 1
+            if gap > timedelta(0) and (longest is None or gap > longest):
+                longest = gap
+            previous = max(previous, update)
+        if end > previous:
+            gap = as_utc(end) - previous
+            if gap > cadence:
+                missed += gap // cadence
+            if longest is None or gap > longest:
+                longest = gap
+        return _Kept(sent=len(updates), on_time=on_time, missed=missed, longest_gap=longest)
 
     def target(self, measure: TargetMeasure) -> Score:
         name = measure.target.upper()
@@ -603,10 +666,13 @@ class InjectRow:
         recipient: the role it went to.
         delivery: channel, dm or console.
         message: the message as delivered (else as written in the MSEL).
-        expected_action: what the recipient is expected to do.
+        expected_action: what the recipient is expected to do (its templates rendered when the
+            timeline was made with the loaded exercise).
         expects: what on the timeline shows the action came (``step assign-roles``), if anything.
-        response_offset: when that happened, as an exercise-time offset from STARTEX.
-        response: whether and when the expected action came, in words.
+        response_offset: when that happened, as an exercise-time offset from STARTEX; only for a
+            delivered inject.
+        response: whether and when the expected action came, in words; for an inject not sent,
+            that it was not sent and why (``not sent (condition unless step x: it had happened)``).
         objective: the objective the inject tests.
         reason: why it was skipped.
     """
@@ -658,7 +724,16 @@ def _happened_at(inject: Inject, ms: dict[str, datetime], steps: dict[str, StepR
     return record.ended_at
 
 
-def _response(inject: Inject, came: timedelta | None, delivered: timedelta | None, in_play: bool) -> str:
+def _response(
+    inject: Inject, record: InjectRecord | None, came: timedelta | None, delivered: timedelta | None, in_play: bool
+) -> str:
+    if record is None:
+        return "not sent yet" if in_play else "not sent (play ended first)"
+    if record.status != "delivered":
+        reason = record.reason or ""
+        if inject.contingency is not None and reason.startswith(inject.contingency.label):
+            return f"not sent (condition {reason})"
+        return "not sent (play ended first)" if reason.startswith(_ENDEX_SKIP) else f"not sent ({reason or 'skipped'})"
     if inject.expects is None:
         return "not tracked (the inject names no step or milestone it expects)"
     label = inject.expects.label
@@ -675,8 +750,46 @@ def _response(inject: Inject, came: timedelta | None, delivered: timedelta | Non
     return f"{label} at {offset_text(came)}{relative}"
 
 
-def inject_timeline(exercise: Exercise, records: ExerciseRecords) -> list[InjectRow]:
-    """The MSEL as played, in delivery order (injects recorded but no longer in the file come last)."""
+def inject_context(loaded: LoadedExercise, records: ExerciseRecords, inject: Inject) -> dict[str, object]:
+    """What an inject's message and expected action may use, as the play renders the message (exercise,
+    inject, params, run, steps, ...), from the run's records: each step's status and output as recorded."""
+    run = records.run
+    steps = {planned.id: StepState() for planned in Plan.build(loaded.runbook.runbook).steps}
+    for record in records.steps:
+        if record.step_id in steps:
+            steps[record.step_id] = StepState(status=record.status, output=record.output)
+    context = RunContext(
+        loaded=loaded.runbook,
+        catalog=loaded.catalog,
+        run=RunInfo(id=run.id, mode=run.mode, started_at=run.started_at, triggered_by=run.triggered_by),
+        params=dict(run.parameters),
+        steps=steps,
+    )
+    exercise = loaded.exercise
+    return {
+        **context.template_context(),
+        "exercise": {"id": exercise.id, "title": exercise.title},
+        "inject": {"number": inject.number, "to": inject.to},
+    }
+
+
+def render_expected_action(loaded: LoadedExercise, records: ExerciseRecords, inject: Inject) -> str:
+    """An inject's expected action with its templates rendered (as written, with the reason, when one fails)."""
+    text = inject.expected_action.strip()
+    try:
+        return render(text, inject_context(loaded, records, inject)).strip()
+    except TemplateRenderError as exc:
+        return f"{text} (template failed: {exc.reason})"
+
+
+def inject_timeline(
+    exercise: Exercise, records: ExerciseRecords, *, loaded: LoadedExercise | None = None
+) -> list[InjectRow]:
+    """The MSEL as played, in delivery order (injects recorded but no longer in the file come last).
+
+    With ``loaded`` (the exercise with its runbook and catalog), each expected action is rendered as
+    the inject message is (:func:`render_expected_action`); without it, it is shown as written.
+    """
     played = {i.number: i for i in records.injects}
     ms = records.milestones()
     steps = {s.step_id: s for s in records.steps}
@@ -685,9 +798,9 @@ def inject_timeline(exercise: Exercise, records: ExerciseRecords) -> list[Inject
     for inject in exercise.injects():
         record = played.pop(inject.number, None)
         at_offset = None if record is None else records.exercise_time(record.at)
-        happened = _happened_at(inject, ms, steps)
-        came = None if happened is None else records.exercise_time(happened)
         delivered = at_offset if record is not None and record.status == "delivered" else None
+        happened = _happened_at(inject, ms, steps) if delivered is not None else None
+        came = None if happened is None else records.exercise_time(happened)
         rows.append(
             InjectRow(
                 number=inject.number,
@@ -698,10 +811,12 @@ def inject_timeline(exercise: Exercise, records: ExerciseRecords) -> list[Inject
                 recipient=inject.to,
                 delivery=inject.delivery,
                 message=record.message if record is not None else inject.message,
-                expected_action=inject.expected_action,
+                expected_action=inject.expected_action
+                if loaded is None
+                else render_expected_action(loaded, records, inject),
                 expects=None if inject.expects is None else inject.expects.label,
                 response_offset=came,
-                response=_response(inject, came, delivered, in_play),
+                response=_response(inject, record, came, delivered, in_play),
                 objective=inject.objective,
                 reason=None if record is None else record.reason,
             )

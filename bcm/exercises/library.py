@@ -5,7 +5,8 @@ library: the runbook exists and takes the parameters given, the steps named exis
 response answers a person step, by someone who holds its role, before the step times out), the
 roles are in the stakeholders file, objective ids and inject numbers are unique and referenced
 correctly, the runbook has what a measure needs (an RTO, a communication cadence), the inject
-messages are templates that can render, and the schedule is one Prefect can fire. Problems are
+messages and expected actions are templates that can render (the after-action report renders the
+expected actions as the play renders the messages), and the schedule is one Prefect can fire. Problems are
 located (file:line:col) like the runbooks'.
 
 As for runbooks, a document the model refuses is still checked against the library: each
@@ -470,10 +471,11 @@ class _AgainstRunbook:
                 key = "unless" if inject.contingency.unless is not None else "if"
                 self.happened(("msel", i, "contingency", key), inject.contingency.event)
             self._message(("msel", i, "message"), inject.message, params)
+            self._message(("msel", i, "expected_action"), inject.expected_action, params)
 
     def _message(self, path: Path_, text: str, params: frozenset[str]) -> None:
-        """An inject message's template problems, each on its line (a block scalar's text starts
-        on the line after its indicator)."""
+        """An inject message's (or expected action's) template problems, each on its line (a block
+        scalar's text starts on the line after its indicator)."""
         line, col = self.findings.source.locate(path)
         block = path in self.findings.source.block_scalars
         known = f"(known: {INJECT_CONTEXT_HINT})"
@@ -615,7 +617,23 @@ def load_exercise(ref: str, *, library_root: Path) -> LoadedExercise:
         if problems:
             raise SpecError(problems)
         return loaded[0]
-    return load_exercises(library_root, library).get(ref)
+    # By id: the other exercise files may have problems; only this one's stop it.
+    files = exercise_files(library_root)
+    loaded, problems = validate_exercises(files, library)
+    found = ExerciseLibrary(root=library_root, exercises={item.exercise.id: item for item in loaded})
+    if ref in found.exercises:
+        return found.exercises[ref]
+    own = {display_path(path) for path in files if path.stem == ref}
+    if mine := [problem for problem in problems if problem.file in own]:
+        raise SpecError(mine)
+    try:
+        return found.get(ref)
+    except InputError as exc:
+        broken = len({problem.file for problem in problems})
+        if broken:
+            files_have = "1 exercise file has" if broken == 1 else f"{broken} exercise files have"
+            raise InputError(f"{exc} ({files_have} problems: `bcm validate` lists them)") from None
+        raise
 
 
 # --------------------------------------------------------------------------- bcm validate

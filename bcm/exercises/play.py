@@ -18,27 +18,32 @@ counts among real disruptions), with the exercise's parameters, plus what HSEEP 
   succeeded (or a milestone was reached) by then, or ``if`` it was; otherwise it is recorded
   skipped with the reason.
 - With **auto-respond**, the exercise's scripted responses answer person steps: ``after`` (exercise
-  time) once the step waits, through :func:`bcm.engine.approvals.decide` as ``bcm approve`` would,
-  at exactly that time.
+  time) from the moment the step could start (the latest end among the steps it needs, or STARTEX),
+  never before it waits, through :func:`bcm.engine.approvals.decide` as ``bcm approve`` would, at
+  exactly that time; the step is woken at once. So the time bcm takes to hand over from one step to
+  the next (a fraction of a second, minutes of exercise time at --speed 600) does not pile up in
+  the answers' times.
 
 One thread beside the runner (:class:`ExercisePlay`) does the injects, the responses and the ENDEX
-watch; it stops when the run ends or the runner is interrupted. Injects still to come at ENDEX are
-recorded skipped, so the record says what happened to every inject of the MSEL.
+watch: on each look it reads the store afresh and handles every event due (scripted answers and
+injects) strictly in exercise-time order, so an inject's condition sees every answer scripted before
+its time. It stops when the run ends or the runner is interrupted. Injects still to come at ENDEX
+are recorded skipped, so the record says what happened to every inject of the MSEL.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bcm import clock
 from bcm.clock import Clock
 from bcm.comms.messages import context, section
 from bcm.comms.notifier import Message, exercise_text
+from bcm.durations import format_duration
 from bcm.engine.approvals import decide
 from bcm.engine.context import RunContext, StepState
 from bcm.engine.liveness import ACTIVE, assess
@@ -50,7 +55,7 @@ from bcm.exercises.library import LoadedExercise, load_exercise
 from bcm.exercises.models import Happened, Inject, Response
 from bcm.spec import load_one
 from bcm.spec.params import resolve_parameters
-from bcm.store import ExerciseRunRecord, InjectRecord, RunRecord, Store
+from bcm.store import ApprovalRecord, ExerciseRunRecord, InjectRecord, RunRecord, StepRecord, Store
 from bcm.templates import escape_mrkdwn, render
 from bcm.vocabulary import FINISHED_STEP_STATUSES
 
@@ -58,6 +63,10 @@ from bcm.vocabulary import FINISHED_STEP_STATUSES
 PLAYED_OUT = "played out"
 #: How often the play looks in the store for ENDEX and for steps a scripted response answers, in seconds.
 CHECK_S = 0.25
+#: A step with a scripted answer that could start less than this long ago but does not wait yet is
+#: about to: the play looks again every ``SOON_S`` seconds meanwhile, so it answers it on time.
+STARTING = timedelta(seconds=2)
+SOON_S = 0.02
 #: After an unexpected error (the store busy, say) the play waits this long before it tries again.
 RETRY_S = 1.0
 #: Decisions that mean a person step's work was done.
@@ -135,7 +144,7 @@ def check_resumable(
     exercise = loaded.exercise
     short = record.short_id
     if record.mode != "exercise" or record.runbook_id != loaded.runbook.runbook.id:
-        raise InputError(f"run {short} is a {record.mode} run of {record.runbook_id}, not of exercise {exercise.id}")
+        raise InputError(f"run {short} is {_a(record.mode)} run of {record.runbook_id}, not of exercise {exercise.id}")
     if played is not None and played.exercise_id != exercise.id:
         raise InputError(f"run {short} plays exercise {played.exercise_id}, not {exercise.id}")
     if played is not None and played.endex_at is not None:
@@ -183,6 +192,11 @@ def resume_exercise(
         run_id=record.id,
     )
     return ExerciseStart(record, request, played, resume=True)
+
+
+def _a(mode: str) -> str:
+    """``a real``, ``an exercise``: a run's mode with its article."""
+    return f"{'an' if mode[:1] in tuple('aeiou') else 'a'} {mode}"
 
 
 def _played(record: RunRecord, loaded: LoadedExercise, *, speed: float, auto_respond: bool) -> ExerciseRunRecord:
@@ -274,34 +288,48 @@ class ExercisePlay:
             self.store.end_exercise(self.run_id, run.ended_at or self.now(), PLAYED_OUT)
             played = self.store.get_exercise_run(self.run_id)
         assert played is not None and played.endex_at is not None
-        self._deliver_due(until=played.endex_at)
+        self._handle_due(until=played.endex_at, answers=False)  # the run has ended: no step waits any more
         skip_remaining(self.store, self._pending, played, at=self.now())
         self._pending = []
 
     # ------------------------------------------------------------------ the thread
 
     def _loop(self) -> None:
-        next_check = 0.0
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_check:
-                    self._watch_endex()
-                    self._respond()
-                    next_check = time.monotonic() + self.check_s
-                if not self._endex_seen:
-                    self._deliver_due(until=self.now())
-                pause = self._pause()
+                self._watch_endex()
+                pause = self.check_s if self._endex_seen else self._handle_due(until=self.now())
             except Exception as exc:  # the store busy, say: say so and try again; the run goes on
                 self.warn(f"exercise play: {type(exc).__name__}: {exc}; trying again")
                 pause = max(self.check_s, RETRY_S)
             self._stop.wait(pause)
 
-    def _pause(self) -> float:
-        """Until the next look for ENDEX and answers, or the next inject, whichever comes first."""
-        if self._endex_seen or not self._pending:
-            return self.check_s
-        until = (self.clock.due(self._pending[0].at) - self.now()).total_seconds()
-        return max(0.0, min(self.check_s, until))
+    def _handle_due(self, *, until: datetime, answers: bool = True) -> float:
+        """Answer and deliver everything due by ``until``, strictly in exercise-time order; return how
+        long to sleep before the next look (the next event, or ``check_s`` at most).
+
+        The store is read afresh on every look, so an inject's condition sees every answer scripted
+        before its time; an answer goes before an inject due at the same moment.
+        """
+        events: list[tuple[datetime, int, int, Inject | _Answer]] = [
+            (self.clock.due(inject.at), 1, n, inject) for n, inject in enumerate(self._pending)
+        ]
+        starting = False
+        if answers:
+            scripted, starting = self._answers(until)
+            events += [(answer.due, 0, n, answer) for n, answer in enumerate(scripted)]
+        events.sort(key=lambda event: event[:3])
+        longest = min(self.check_s, SOON_S) if starting else self.check_s
+        for due, _, _, what in events:
+            if due > until:
+                return max(0.0, min(longest, (due - until).total_seconds()))
+            if isinstance(what, _Answer):
+                self._answer(what)
+                longest = min(self.check_s, SOON_S)  # the steps after it are about to wait: look again soon
+            else:
+                self._deliver(what, due)
+                self._pending.remove(what)
+        return longest
 
     def _watch_endex(self) -> None:
         """A person ended the exercise (``bcm exercise end``): stop the run."""
@@ -316,12 +344,6 @@ class ExercisePlay:
         self.runner.stop(reason)
 
     # ------------------------------------------------------------------ injects
-
-    def _deliver_due(self, *, until: datetime) -> None:
-        while self._pending and self.clock.due(self._pending[0].at) <= until:
-            inject = self._pending[0]
-            self._deliver(inject, self.clock.due(inject.at))
-            self._pending.pop(0)
 
     def _deliver(self, inject: Inject, due: datetime) -> None:
         """Deliver ``inject`` (or skip it when its contingency does not hold) and record it, once."""
@@ -416,38 +438,90 @@ class ExercisePlay:
 
     # ------------------------------------------------------------------ scripted responses
 
-    def _respond(self) -> None:
-        """Answer each waiting step that has a scripted response, once its ``after`` has passed."""
-        if not self._responses or self._endex_seen:
-            return
-        steps = self.store.get_steps(self.run_id)
-        waiting = [s for s in steps if s.status == "waiting" and s.step_id in self._responses]
-        if not waiting:
-            return
+    def _answers(self, now: datetime) -> tuple[list[_Answer], bool]:
+        """The scripted answers of the steps that wait for one, each with its time (see :func:`_due`);
+        and whether a step with a scripted answer could start a moment ago but is not waiting yet (the
+        play then looks again soon, rather than in ``check_s``, to answer it on time)."""
+        if not self._responses:
+            return [], False
+        steps = {s.step_id: s for s in self.store.get_steps(self.run_id)}
         decided = self.store.get_approvals(self.run_id)
-        for step in waiting:
-            if step.started_at is None or step.step_id in decided:
-                continue
-            response = self._responses[step.step_id]
-            due = step.started_at + self.clock.wall(response.after)
-            if self.now() < due:
-                continue
-            try:
-                decide(
-                    self.store,
-                    self.run_id,
-                    step.step_id,
-                    who=response.by,
-                    approve=response.decision == "approve",
-                    note=response.note,
-                    library_root=self.library_root,
-                    now=_fixed(due),  # the scripted time, however late this look came
+        memo: dict[str, datetime | None] = {}
+        answers: list[_Answer] = []
+        starting = False
+        for step_id, response in self._responses.items():
+            record = steps.get(step_id)
+            if record is None or record.status == "pending":
+                ready = self._ready_at(step_id, steps, decided, memo)
+                starting = starting or (ready is not None and now - ready < STARTING)
+            elif record.status == "waiting" and record.started_at is not None and step_id not in decided:
+                ready = self._ready_at(step_id, steps, decided, memo)
+                answers.append(
+                    _Answer(step_id, response, _due(record.started_at, ready, self.clock.wall(response.after)))
                 )
-            except ApprovalRefused as exc:  # a person answered first, say
-                self.warn(f"scripted response to {step.step_id} not recorded: {exc}")
-            else:
-                self.report(f"scripted response: {response.by} {response.decision}d {step.step_id}")
-            del self._responses[step.step_id]
+        return answers, starting
+
+    def _ready_at(
+        self,
+        step_id: str,
+        steps: dict[str, StepRecord],
+        decided: dict[str, ApprovalRecord],
+        memo: dict[str, datetime | None],
+    ) -> datetime | None:
+        """When ``step_id`` could start: the latest end among its dependencies (a decision's time for a
+        person step; a skipped step takes no time), or STARTEX; ``None`` when a dependency's end is unknown."""
+        if step_id not in memo:
+            ends: list[datetime | None] = []
+            for need in self.runner.plan.get(step_id).needs:
+                record = steps.get(need)
+                if need in decided:
+                    ends.append(decided[need].at)
+                elif record is not None and record.status == "skipped":
+                    ends.append(self._ready_at(need, steps, decided, memo))
+                else:
+                    ends.append(record.ended_at if record is not None else None)
+            known = [end for end in ends if end is not None]
+            memo[step_id] = max(known, default=self.played.startex_at) if len(known) == len(ends) else None
+        return memo[step_id]
+
+    def _answer(self, answer: _Answer) -> None:
+        """Record the scripted answer at its time, as ``bcm approve`` would, and wake its step at once."""
+        response = answer.response
+        try:
+            _, _, decision = decide(
+                self.store,
+                self.run_id,
+                answer.step_id,
+                who=response.by,
+                approve=response.decision == "approve",
+                note=response.note,
+                library_root=self.library_root,
+                now=_fixed(answer.due),  # the scripted time, however late this look came
+            )
+        except ApprovalRefused as exc:  # a person answered first, say
+            del self._responses[answer.step_id]
+            self.warn(f"scripted response to {answer.step_id} not recorded: {exc}")
+            return
+        del self._responses[answer.step_id]
+        self.runner.decisions.wake(decision)  # the next step starts now, not at the run's next look
+        offset = format_duration(self.clock.exercise_time(answer.due))
+        self.report(f"scripted response at +{offset}: {response.by} {response.decision}d {answer.step_id}")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A scripted response due for a waiting step, and when (wall clock)."""
+
+    step_id: str
+    response: Response
+    due: datetime
+
+
+def _due(started: datetime, ready: datetime | None, after: timedelta) -> datetime:
+    """When a scripted answer is due: ``after`` from the moment its step could start (``ready``), not
+    from when bcm got round to starting it (at --speed 600 a hand-off of 0.3 s is 3 minutes of
+    exercise time); never before the step started waiting (``started``)."""
+    return max(started, (ready or started) + after)
 
 
 def _fixed(moment: datetime) -> Clock:
@@ -499,36 +573,85 @@ class Ended:
 def end_exercise(store: Store, run_ref: str, *, by: str, library_root: Path, now: Clock = clock.now) -> Ended:
     """Mark ENDEX on an exercise run now, ended by ``by``, and stop the run.
 
+    Only a holder (member or alternate, in the stakeholders file) of the exercise's controller role,
+    one of its evaluator roles or its sponsor role may end it; ENDEX records the person's name.
+
     A live runner sees ENDEX within a fraction of a second and stops the run itself: no step starts
     any more, waiting person steps are released, the rest is cancelled, the run ends ``cancelled``.
     An interrupted run (its runner died) is cancelled here, and its injects still to come skipped.
 
     Raises:
-        InputError: the run is not an exercise run, or its exercise has ended already.
+        InputError: the run is not an exercise run, ``by`` may not end it (the message names who
+            may), or its exercise has ended already.
     """
     run = store.get_run(run_ref)
     played = store.get_exercise_run(run.id)
     if played is None:
         raise InputError(
-            f"run {run.short_id} is a {run.mode} run of {run.runbook_id}, not an exercise started with "
+            f"run {run.short_id} is {_a(run.mode)} run of {run.runbook_id}, not an exercise started with "
             "`bcm exercise run`: there is no exercise to end"
         )
+    who = _ender(played, by, library_root=library_root)
     if played.endex_at is not None:
         raise InputError(
             f"exercise run {run.short_id} has ended already: ENDEX at {played.endex_at:%Y-%m-%d %H:%M:%S} UTC "
             f"({played.ended_by})"
         )
     at = now()
-    if not store.end_exercise(run.id, at, by):
+    if not store.end_exercise(run.id, at, who):
         raise InputError(f"exercise run {run.short_id} was ended meanwhile")
     ended = store.get_exercise_run(run.id)
     assert ended is not None
     liveness = assess(run, now=at)
     cancelled = run.status in ACTIVE and liveness.interrupted
     if cancelled:
-        _cancel_abandoned(store, run, f"ENDEX: {by} ended the exercise", at=at, library_root=library_root)
+        _cancel_abandoned(store, run, f"ENDEX: {who} ended the exercise", at=at, library_root=library_root)
         _skip_unplayed(store, ended, at=at, library_root=library_root)
     return Ended(run=run, played=ended, runner_alive=liveness.state in ("alive", "stalled"), cancelled=cancelled)
+
+
+def _ender(played: ExerciseRunRecord, by: str, *, library_root: Path) -> str:
+    """The name of the person ``by`` names, when they hold the exercise's controller, an evaluator or
+    the sponsor role.
+
+    Raises:
+        InputError: they hold none (the message names the roles and their holders), or the exercise
+            cannot be read to tell.
+    """
+    short = played.run_id[:8]
+    try:
+        loaded = _played_exercise(played, library_root=library_root)
+    except (BcmError, OSError) as exc:
+        raise InputError(
+            f"cannot tell who may end exercise run {short}: its exercise {played.exercise_id} "
+            f"({played.exercise_path}) cannot be read: {exc}"
+        ) from None
+    exercise, roles = loaded.exercise, loaded.catalog.roles
+    allowed = [r for r in dict.fromkeys([exercise.controller, *exercise.evaluators, exercise.sponsor]) if r]
+    for role_id in allowed:
+        person = roles[role_id].holder(by) if role_id in roles else None
+        if person is not None:
+            return person.name
+    holders = "; ".join(
+        f"{role_id} ({', '.join(p.name for p in [*roles[role_id].members, *roles[role_id].alternates])})"
+        for role_id in allowed
+        if role_id in roles
+    )
+    raise InputError(
+        f"{by} may not end exercise {exercise.id} (run {short}): only a holder of its controller, evaluator "
+        f"or sponsor role may: {holders}"
+    )
+
+
+def _played_exercise(played: ExerciseRunRecord, *, library_root: Path) -> LoadedExercise:
+    """The exercise a run played: from the file it was played from, else by its id in the library."""
+    try:
+        loaded = load_exercise(played.exercise_path, library_root=library_root)
+    except (BcmError, OSError):
+        return load_exercise(played.exercise_id, library_root=library_root)
+    if loaded.exercise.id != played.exercise_id:
+        return load_exercise(played.exercise_id, library_root=library_root)
+    return loaded
 
 
 def _cancel_abandoned(store: Store, run: RunRecord, reason: str, *, at: datetime, library_root: Path) -> None:
@@ -549,7 +672,7 @@ def _cancel_abandoned(store: Store, run: RunRecord, reason: str, *, at: datetime
 
 def _skip_unplayed(store: Store, played: ExerciseRunRecord, *, at: datetime, library_root: Path) -> None:
     try:
-        loaded = load_exercise(played.exercise_path, library_root=library_root)
+        loaded = _played_exercise(played, library_root=library_root)
     except (BcmError, OSError):
         return  # the exercise file moved: the injects delivered are recorded; the rest cannot be named
     recorded = {i.number for i in store.get_injects(played.run_id)}

@@ -5,19 +5,23 @@ capabilities, objectives, scenario, sponsor, participants, evaluators, speed); t
 each objective (final and suggested rating, the figure against the threshold, strengths, areas for
 improvement with their root cause); the improvement plan (the corrective actions recorded for the
 run, overdue ones flagged); the inject timeline (each inject, when it was due and delivered, and
-whether and when the expected action came); and the hot-wash notes.
+whether and when the expected action came, or why it was not sent; expected actions rendered with
+the names the inject messages use); and the hot-wash notes.
 
 :func:`build_report` assembles it from the records (pure); :func:`render_markdown` (Git, Slack)
 and :func:`render_html` (one self-contained page: inline CSS, no scripts, no network, readable on
-a phone, prints cleanly) render it with the Jinja2 templates in ``bcm/reports/templates/``, in an
-environment of their own: HTML autoescaped; Markdown with ``&``, ``<`` and ``>`` escaped in every
-value printed and table cells escaped by a filter. Runbook
-templates use the sandbox in :mod:`bcm.templates`; these templates are part of bcm, not user input.
+a phone: under 600 px each row of a wide table is a card and no date breaks over two lines; prints
+cleanly) render it with the Jinja2 templates in ``bcm/reports/templates/``, in an environment of
+their own: HTML autoescaped; Markdown with ``&``, ``<`` and ``>`` escaped in every value printed
+and table cells escaped by a filter. Runbook templates use the sandbox in :mod:`bcm.templates`;
+these templates are part of bcm, not user input. The scenario is printed as flowing paragraphs
+(the file's line breaks within a paragraph joined).
 Missing data is said in words ("no observations recorded"), never made up.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from functools import cache
@@ -46,9 +50,11 @@ __all__ = ["AfterActionReport", "build_report", "render_html", "render_markdown"
 RATING_RULE = (
     "Suggested ratings come from the timeline: met with at least 25% of the threshold to spare → P; "
     "met within its last 25% → S; missed but within twice the threshold → M; never, or later than "
-    "twice the threshold → U. Cadence: share of updates on time ≥ the share required → P (S with any "
-    "late update); below it → M when at least half the share required, else U. An evaluator's rating "
-    "is final; the suggestion is kept beside it."
+    "twice the threshold → U. Cadence: share of the updates due that went out on time (a due update "
+    "never sent counts as missed) ≥ the share required → P (S with any late or missed update); below it "
+    "→ M when at least half the share required, else U. When a person ended play early, what was not "
+    "due yet and had not happened is not scored. An evaluator's rating is final; the suggestion is kept "
+    "beside it."
 )
 
 
@@ -103,7 +109,7 @@ def build_report(
         loaded=loaded,
         records=records,
         evaluation=evaluate(loaded.exercise, records, as_of=now),
-        injects=tuple(inject_timeline(loaded.exercise, records)),
+        injects=tuple(inject_timeline(loaded.exercise, records, loaded=loaded)),
         actions=tuple(actions),
         today=now.astimezone(tz).date(),
         generated_at=now,
@@ -116,6 +122,11 @@ def build_report(
 
 def _time(at: datetime | None, tz: tzinfo) -> str:
     return "-" if at is None else at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _paragraphs(text: str) -> list[str]:
+    """``text`` as flowing paragraphs: the lines within a paragraph joined, blank lines parting them."""
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text.strip()) if block.strip()]
 
 
 def _role(report: AfterActionReport, role_id: str) -> str:
@@ -292,7 +303,7 @@ def report_context(report: AfterActionReport) -> dict[str, Any]:
             "title": exercise.title,
             "type": f"{exercise.type} ({kind})",
             "scope": exercise.scope.strip(),
-            "scenario": exercise.scenario.strip(),
+            "scenario": _paragraphs(exercise.scenario),
             "mission_areas": ", ".join(exercise.mission_areas) or "-",
             "capabilities": capabilities,
             "sponsor": _role(report, exercise.sponsor),

@@ -17,13 +17,13 @@ import pytest
 from bcm.comms import RecordingNotifier
 from bcm.engine import liveness
 from bcm.engine.approvals import decide
-from bcm.engine.runner import RunResult
+from bcm.engine.runner import Runner, RunRequest, RunResult, start_run
 from bcm.errors import ApprovalRefused
 from bcm.spec import load_one
 from bcm.spec.loader import Catalog, LoadedRunbook
 from bcm.store import MarkRecord, StepRecord, Store
 from bcm.testing import InProcessRun, ManualClock, start_in_process
-from bcm.testing.executor import DEFAULT_START
+from bcm.testing.executor import DEFAULT_START, InProcessExecutor
 from tests.conftest import FIXTURES
 
 T0 = DEFAULT_START
@@ -417,3 +417,25 @@ def test_a_stopping_failure_releases_the_other_waiting_steps_at_once(
     assert (steps["go"].status, steps["roles"].status) == ("timed_out", "cancelled")
     assert steps["roles"].reason == "not run: the run stopped after step 'go' failed"
     assert steps["roles"].ended_at == at(2)
+
+
+def test_a_decision_handed_to_the_board_ends_its_step_at_once(store: Store, clock: ManualClock) -> None:
+    """DecisionBoard.wake: with the run's next look for decisions an hour away, a decision recorded in this process
+    and handed to the board ends its step at once, at the decision's time."""
+    loaded, catalog = runbook("crash-decide")
+    request = RunRequest(loaded=loaded, catalog=catalog, params={})
+    executor = InProcessExecutor()
+    runner = Runner(
+        start_run(store, request, now=clock), request, store=store, executor=executor,
+        notifier=RecordingNotifier(), now=clock, poll_s=3600, deadline_check_s=3600,
+    )  # fmt: skip
+    run = InProcessRun(runner, executor, resume=False, take_over=False)
+    run.wait_for_step("confirm", "waiting")
+    clock.advance(40)
+    _, _, decision = decide(
+        store, run.run_id, "confirm", who="Alan Turing", approve=True, note=None, library_root=FIXTURES, now=clock
+    )
+    runner._board.wake(decision)
+    assert run.result(timeout=5) == RunResult(run.run_id, "succeeded", ())
+    confirm = steps_of(store, run.run_id)["confirm"]
+    assert (confirm.status, confirm.actor, confirm.ended_at) == ("succeeded", "Alan Turing", at(40))

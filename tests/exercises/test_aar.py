@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from bcm.exercises.evaluation import load_played_exercise, read_records
-from bcm.reports.aar import AfterActionReport, build_report, render_html, render_markdown
+from bcm.reports.aar import AfterActionReport, build_report, render_html, render_markdown, report_json
 from bcm.store import InjectRecord, Store
 from tests.conftest import ROOT
 from tests.exercises.conftest import LIBRARY
@@ -55,7 +56,7 @@ def seed_played(store: Store, *, due_overdue: date = date(2026, 3, 20), due_late
     played = (
         (1, 0, "delivered", "channel", "incident_commander", None),
         (2, 5, "delivered", "dm", "dc_ops", None),
-        (3, 12, "skipped", "channel", "incident_commander", "step confirm-power-state done"),
+        (3, 12, "skipped", "channel", "incident_commander", "unless step confirm-power-state: it had happened"),
         (4, 20, "delivered", "channel", "comms", None),
     )
     for number, minutes, status, delivery, recipient, reason in played:
@@ -136,15 +137,15 @@ INJECT_ROWS = [
     ["2", "+5m", "delivered at +5m (10:00:05)", "dc_ops", "dm",
      "Data-centre operations confirm the power state in the channel.",
      "step confirm-power-state at +7m, 2m after delivery"],
-    ["3", "+12m", "skipped at +12m (10:00:12): step confirm-power-state done", "incident_commander", "channel",
-     "The commander asks dc_ops for the power state.",
-     "not tracked (the inject names no step or milestone it expects)"],
+    ["3", "+12m", "skipped at +12m (10:00:12): unless step confirm-power-state: it had happened",
+     "incident_commander", "channel", "The commander asks dc_ops for the power state.",
+     "not sent (condition unless step confirm-power-state: it had happened)"],
     ["4", "+20m", "delivered at +20m (10:00:20)", "comms", "channel",
      "Communications post a holding statement and brief customer support.",
      "not tracked (the inject names no step or milestone it expects)"],
     ["5", "+30m", "not delivered (play ended first)", "facilities", "console",
      "Facilities record the arrival time and tell the commander it is in time.",
-     "not tracked (the inject names no step or milestone it expects)"],
+     "not sent (play ended first)"],
 ]  # fmt: skip
 
 
@@ -179,9 +180,10 @@ def test_markdown_has_the_overview_objectives_plan_injects_and_hot_wash(report: 
         "Final ratings: P 2, S 0, M 4, U 0. Figures and thresholds are in exercise time.",
         "- Rating: **M (performed with major challenges), rated by Edward Deming (continuity_manager); "
         "the timeline suggested S (performed with some challenges)**",
-        "- Result: **missed**: 2 of 3 updates on time (67%, every 30m), at least 100% required; longest gap 35m",
-        "- The commander waited for the BMS. Root cause: No trigger on UPS alarms. "
-        "(Edward Deming (continuity_manager), 2026-03-03 10:01:31 UTC)",
+        "- Result: **missed**: 2 of 3 updates on time (67%, every 30m, 0 missed), at least 100% required; "
+        "longest gap 35m",
+        "- The commander waited for the BMS. (Edward Deming (continuity_manager), 2026-03-03 10:01:31 UTC)",
+        "  - Root cause: No trigger on UPS alarms.",
         "- Readings | posted &lt;script&gt;alert(1)&lt;/script&gt; &amp; co "
         "(Alan Turing (deputy), 2026-03-03 10:01:32 UTC)",
         "- rated P: Called the supplier unprompted. (Edward Deming (continuity_manager), 2026-03-03 10:01:33 UTC)",
@@ -215,6 +217,57 @@ def test_markdown_of_a_run_with_nothing_recorded_says_so_and_invents_nothing(sto
     assert "No corrective actions recorded for this run (`bcm actions add --run e0e0e0e0` adds them)." in lines
     assert "No hot-wash notes recorded." in lines
     assert [row[2] for row in markdown_rows(text, "#")] == ["not delivered (play ended first)"] * 5
+
+
+def with_exercise(report: AfterActionReport, **changes: object) -> AfterActionReport:
+    """The seeded report rebuilt with the exercise changed (``model_copy(update=changes)``)."""
+    loaded = replace(report.loaded, exercise=report.loaded.exercise.model_copy(update=changes))
+    return build_report(loaded, report.records, list(report.actions), now=NOW, tz=UTC)
+
+
+def test_expected_action_templates_are_rendered_like_the_inject_message(report: AfterActionReport) -> None:
+    """An expected action's templates render with the message's names in Markdown, HTML and JSON."""
+    msel = list(report.loaded.exercise.msel)
+    template = (
+        "At {{ params.site }} ({{ exercise.id }}, inject {{ inject.number }} to {{ inject.to }}, "
+        "run {{ run.short_id }}): roles {{ steps['assign-roles'].status }}."
+    )
+    msel[0] = msel[0].model_copy(update={"expected_action": template})
+    changed = with_exercise(report, msel=msel)
+    rendered = "At lon-dc1 (dc-power-loss-tabletop, inject 1 to incident_commander, run e0e0e0e0): roles succeeded."
+    assert markdown_rows(render_markdown(changed), "#")[0][5] == rendered
+    assert tables(render_html(changed))["injects"][1][5] == rendered
+    assert report_json(changed)["injects"][0]["expected_action"] == rendered  # type: ignore[index]
+
+
+def test_observation_note_and_root_cause_are_kept_apart(report: AfterActionReport) -> None:
+    """A note without a full stop and its root cause do not run together: the root cause is its own line."""
+    page = render_html(report)
+    assert (
+        '<li>The commander waited for the BMS. <span class="muted">(Edward Deming (continuity_manager), '
+        '<span class="date">2026-03-03 10:01:31 UTC</span>)</span>'
+        '<div class="root-cause"><strong>Root cause:</strong> No trigger on UPS alarms.</div></li>'
+    ) in page
+
+
+def test_scenario_is_flowing_paragraphs(report: AfterActionReport) -> None:
+    """The scenario's hard line breaks within a paragraph are joined; blank lines still part paragraphs."""
+    changed = with_exercise(
+        report, scenario="08:40 on a weekday.\nThe substation trips.\n\nBatteries give\n40 minutes.\n"
+    )
+    lines = render_markdown(changed).splitlines()
+    start = lines.index("### Scenario")
+    assert lines[start + 1 : start + 6] == [
+        "",
+        "08:40 on a weekday. The substation trips.",
+        "",
+        "Batteries give 40 minutes.",
+        "",
+    ]
+    assert (
+        '<p class="scenario">08:40 on a weekday. The substation trips.</p>\n'
+        '<p class="scenario">Batteries give 40 minutes.</p>'
+    ) in render_html(changed)
 
 
 # --------------------------------------------------------------------------- HTML
@@ -367,8 +420,7 @@ def open_in_chromium(page: Path, expressions: dict[str, str], *, width: int, tim
 def test_html_opens_in_headless_chromium_without_network_and_shows_the_objectives(
     report: AfterActionReport, tmp_path: Path
 ) -> None:
-    """In Chromium at phone width the page loads with no request but itself, shows the objectives table
-    with every row, and the page never scrolls sideways (wide tables scroll inside their box)."""
+    """At phone width in Chromium: no request, every objective cell on screen, short inject cards, unbroken dates."""
     page = tmp_path / "aar.html"
     page.write_text(render_html(report), encoding="utf-8")
     seen = open_in_chromium(
@@ -379,6 +431,16 @@ def test_html_opens_in_headless_chromium_without_network_and_shows_the_objective
             "visible": "document.querySelector('#objectives').getBoundingClientRect().height > 0",
             "title": "document.title",
             "overflow": "document.documentElement.scrollWidth - window.innerWidth",
+            "cells_on_screen": "[...document.querySelectorAll('#objectives tbody td')].every(c => "
+            "{ const r = c.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= innerWidth; })",
+            "inject_cells_full_width": "[...document.querySelectorAll('#injects tbody td:not(.pair)')]"
+            ".every(c => c.getBoundingClientRect().width >= 0.8 * innerWidth - 40)",
+            "inject_short_cells_share_lines": "[...document.querySelectorAll('#injects tbody tr')].every(r => "
+            "new Set([...r.querySelectorAll('td.pair')].map(c => c.getBoundingClientRect().top)).size <= 2)",
+            "tallest_inject": "Math.max(...[...document.querySelectorAll('#injects tbody tr')]"
+            ".map(r => r.getBoundingClientRect().height)) <= 320",
+            "dates": "[...document.querySelectorAll('.date')].map(d => d.getClientRects().length)",
+            "scenario": "[...document.querySelectorAll('#overview p.scenario')].map(p => p.innerText.includes('\\n'))",
         },
         width=390,
     )
@@ -388,6 +450,12 @@ def test_html_opens_in_headless_chromium_without_network_and_shows_the_objective
         "visible": True,
         "title": "AAR/IP: Lights out at lon-dc1: UPS fails to hand over to generators",
         "overflow": 0,
+        "cells_on_screen": True,
+        "inject_cells_full_width": True,
+        "inject_short_cells_share_lines": True,
+        "tallest_inject": True,
+        "dates": [1] * 11,
+        "scenario": [False],
     }
 
 
@@ -429,6 +497,19 @@ def test_cli_writes_markdown_and_html_and_prints_a_summary(seeded: Path) -> None
     assert tables((seeded / "aar.html").read_text(encoding="utf-8"))["objectives"][1:] == OBJECTIVE_ROWS
 
 
+def test_cli_without_out_prints_the_markdown(seeded: Path) -> None:
+    """Without --out the Markdown report is printed on stdout, as `--out x.md` writes it; exit 0."""
+    printed = bcm(seeded, "report", "aar", "e0e0e0e0", "--tz", "UTC")
+    assert (printed.returncode, printed.stderr) == (0, "")
+    assert printed.stdout.startswith("# After-action report and improvement plan: Lights out at lon-dc1")
+    written = bcm(seeded, "report", "aar", "e0e0e0e0", "--out", str(seeded / "aar.md"), "--tz", "UTC")
+    assert written.returncode == 0, written.stderr
+    generated = "report generated "
+    assert [line for line in printed.stdout.splitlines() if generated not in line] == [
+        line for line in (seeded / "aar.md").read_text(encoding="utf-8").splitlines() if generated not in line
+    ]
+
+
 def test_cli_json_prints_the_report_data(seeded: Path) -> None:
     """`--json` prints the evaluation, the plan and the injects as one JSON document, seconds for durations."""
     result = bcm(seeded, "report", "aar", "e0e0e0e0", "--json")
@@ -461,7 +542,6 @@ def test_cli_json_prints_the_report_data(seeded: Path) -> None:
             ["e0e0e0e0", "--out", "{tmp}/aar.pdf"],
             "--out {tmp}/aar.pdf: write the report to a .md (Markdown) or .html (one page) file",
         ),
-        (["e0e0e0e0"], "give --out FILE.md or --out FILE.html (or --json for the data)"),
         (
             ["e0e0e0e0", "--out", "{tmp}/no/such/aar.md"],
             "--out {tmp}/no/such/aar.md: folder {tmp}/no/such does not exist",
@@ -471,11 +551,21 @@ def test_cli_json_prints_the_report_data(seeded: Path) -> None:
             "run feedf00d is a real run, not a run of an exercise: "
             "the after-action report is written for exercise runs",
         ),
+        (
+            ["nosuch", "--out", "{tmp}/aar.pdf"],
+            "no run has an id starting with 'nosuch': give the run id, or its first 8 characters "
+            "as printed when the run started",
+        ),
+        (
+            ["le-emergency-disclosure-drill", "--out", "{tmp}/aar.md"],
+            "exercise le-emergency-disclosure-drill has not been played yet: "
+            "`bcm exercise run le-emergency-disclosure-drill`",
+        ),
     ],
-    ids=["pdf", "no-out", "no-folder", "real-run"],
+    ids=["pdf", "no-folder", "real-run", "unknown-ref", "never-played"],
 )
 def test_cli_refusals_exit_2_with_one_clear_line(seeded: Path, args: list[str], message: str) -> None:
-    """Bad --out, no output asked for, a missing folder, a run that is not an exercise: exit 2, one line, no file."""
+    """Bad --out, no folder, not an exercise run, unknown ref (before --out), never played: exit 2, one line."""
     result = bcm(seeded, "report", "aar", *[a.format(tmp=seeded) for a in args])
     assert (result.returncode, result.stdout, result.stderr) == (2, "", message.format(tmp=seeded) + "\n")
     assert not (seeded / "aar.md").exists() and not (seeded / "aar.pdf").exists()

@@ -108,8 +108,9 @@ def records(
     targets: RunTargets | None = None,
     observations: tuple[ObservationRecord, ...] = (),
     injects: tuple[InjectRecord, ...] = (),
+    ended_by: str = "played out",
 ) -> ExerciseRecords:
-    """An exercise run at speed 60 that ended (ENDEX) after ``endex`` minutes of exercise time."""
+    """An exercise run at speed 60 that ended (ENDEX, by ``ended_by``) after ``endex`` minutes of exercise time."""
     run = RunRecord(
         id=RUN,
         runbook_id="dc-power-loss",
@@ -121,7 +122,7 @@ def records(
         triggered_by="test",
         services=("colocation",),
         severity="sev1",
-        status="running" if endex is None else "succeeded",
+        status="running" if endex is None else "succeeded" if ended_by == "played out" else "cancelled",
         flow_run_id=None,
         error=None,
         started_at=T0,
@@ -138,7 +139,7 @@ def records(
         auto_respond=False,
         startex_at=T0,
         endex_at=None if endex is None else at(endex),
-        ended_by=None if endex is None else "played out",
+        ended_by=None if endex is None else ended_by,
     )
     mark_records = tuple(MarkRecord(RUN, name, at(minutes), "step") for name, minutes in (marks or {}).items())
     return ExerciseRecords(
@@ -323,7 +324,7 @@ def test_cadence_kept_with_every_update_on_time_is_p() -> None:
     result = score({"cadence": "kept"}, data)
     assert result == Score(
         "met",
-        "3 of 3 updates on time (100%, every 30m), at least 100% required; longest gap 25m",
+        "3 of 3 updates on time (100%, every 30m, 0 missed), at least 100% required; longest gap 25m",
         share=1.0,
         at_least=1.0,
         suggested="P",
@@ -339,7 +340,7 @@ def test_cadence_missed_is_m_above_half_and_u_below() -> None:
         "missed",
         2 / 3,
         "M",
-        "2 of 3 updates on time (67%, every 30m), at least 100% required; longest gap 35m",
+        "2 of 3 updates on time (67%, every 30m, 0 missed), at least 100% required; longest gap 35m",
     )
     assert (few.outcome, few.share, few.suggested) == ("missed", 1 / 3, "U")
 
@@ -349,6 +350,111 @@ def test_cadence_with_no_update_at_all_is_u() -> None:
     result = score({"cadence": "kept"}, records(marks={"declared": 1}))
     assert result == Score(
         "missed", "no stakeholder update was sent; 2 were due (every 30m)", share=0.0, at_least=1.0, suggested="U"
+    )
+
+
+def test_cadence_counts_the_updates_due_after_the_last_one_as_missed() -> None:
+    """Updates at 1m and 2m, silence to ENDEX at 1h 24m: two due updates never came, 2 of 4 on time, M."""
+    result = score({"cadence": "kept"}, records(updates=(1, 2), endex=84))
+    assert result == Score(
+        "missed",
+        "2 of 4 updates on time (50%, every 30m, 2 missed), at least 100% required; longest gap 1h 22m",
+        share=0.5,
+        at_least=1.0,
+        suggested="M",
+    )
+
+
+def test_cadence_gap_between_updates_counts_the_late_update_and_the_ones_missed_before_it() -> None:
+    """Updates at 10m and 1h 15m: the one due at 40m never came, the 1h 15m one is late: 1 of 3 on time."""
+    result = score({"cadence": "kept", "at_least": 0.5}, records(updates=(10, 75), endex=90))
+    assert result == Score(
+        "missed",
+        "1 of 3 updates on time (33%, every 30m, 1 missed), at least 50% required; longest gap 1h 5m",
+        share=1 / 3,
+        at_least=0.5,
+        suggested="M",
+    )
+
+
+def test_cadence_in_play_counts_the_updates_missed_up_to_now() -> None:
+    """In play 1h 10m after STARTEX with one update at 5m: two were due since (35m, 1h 5m), not scored yet."""
+    result = score({"cadence": "kept"}, records(updates=(5,), endex=None), as_of=70)
+    assert result == Score(
+        "not_scored",
+        "1 of 3 updates on time (33%, every 30m, 2 missed), at least 100% required; longest gap 1h 5m: still in play",
+        share=1 / 3,
+        at_least=1.0,
+    )
+
+
+# --------------------------------------------------------------------------- ENDEX by a person
+
+
+def early_endex_exercise() -> Exercise:
+    return exercise(
+        objective({"milestone": "resolved", "within": "4h"}, "regulator-report"),
+        objective({"milestone": "acknowledged", "within": "5m", "of": "detected"}, "ack-after-detect"),
+        objective({"milestone": "declared", "within": "15m"}, "declare-fast"),
+        objective({"milestone": "mitigated", "within": "20m"}, "mitigate-fast"),
+        objective({"step": "confirm-power-state", "within": "30m"}, "confirm"),
+        objective({"step": "fuel-callout"}, "fuel"),
+        objective({"step": "assign-roles"}, "roles"),
+        objective({"target": "rto"}, "rto"),
+    )
+
+
+def test_objectives_not_due_when_a_person_ended_play_are_not_scored() -> None:
+    """ENDEX by a person at 23m: what was not due yet and had not happened is not scored; the rest as usual."""
+    data = records(
+        marks={"detected": 20, "mitigated": 10},
+        steps=(
+            step("confirm-power-state", "cancelled", 23, started=12),
+            step("fuel-callout", "cancelled", 23, started=15),
+            step("assign-roles", "failed", 8),
+        ),
+        endex=23,
+        ended_by="Ada Lovelace",
+    )
+    found = evaluate(early_endex_exercise(), data, as_of=at(200))
+    assert [(r.objective.id, r.score.outcome, r.score.suggested, r.score.detail) for r in found.objectives] == [
+        ("regulator-report", "not_scored", None, "play ended before the threshold (ENDEX at +23m, due by +4h)"),
+        ("ack-after-detect", "not_scored", None, "play ended before the threshold (ENDEX at +23m, due by +25m)"),
+        (
+            "declare-fast",
+            "missed",
+            "U",
+            "declared never happened (play ended 23m after STARTEX; threshold 15m)",
+        ),
+        ("mitigate-fast", "met", "P", "mitigated 10m after STARTEX: within 20m, 10m to spare (50%)"),
+        ("confirm", "not_scored", None, "play ended before the threshold (ENDEX at +23m, due by +30m)"),
+        (
+            "fuel",
+            "not_scored",
+            None,
+            "play ended before step fuel-callout finished (ENDEX at +23m; the step has no time limit)",
+        ),
+        ("roles", "missed", "U", "step assign-roles failed"),
+        (
+            "rto",
+            "not_scored",
+            None,
+            "time to recover against the RTO, from STARTEX (impact_started not marked): "
+            "play ended before the threshold (ENDEX at +23m, due by +1h)",
+        ),
+    ]
+
+
+def test_a_run_that_played_out_keeps_scoring_what_never_happened_as_u() -> None:
+    """The same records played out (the runbook finished) at 23m: not happened by ENDEX is missed, U."""
+    data = records(marks={"detected": 20}, endex=23)
+    found = evaluate(early_endex_exercise(), data, as_of=at(200))
+    assert [(r.objective.id, r.score.outcome, r.score.suggested) for r in found.objectives][:2] == [
+        ("regulator-report", "missed", "U"),
+        ("ack-after-detect", "missed", "U"),
+    ]
+    assert found.objectives[1].score.detail == (
+        "acknowledged never happened (play ended 3m after detected; threshold 5m)"
     )
 
 
@@ -437,32 +543,57 @@ def test_objective_without_a_measure_takes_the_evaluators_rating_only() -> None:
 
 
 def test_inject_timeline_says_when_each_was_delivered_and_when_the_expected_action_came() -> None:
-    """Delivered, skipped and never delivered injects, with the expected step or milestone as exercise offsets."""
+    """Delivered injects show when the expected action came; skipped or undelivered ones say not sent, and why."""
     msel = [
         {"number": 1, "at": "0m", "from": "continuity_manager", "to": "incident_commander", "message": "m1",
          "expected_action": "assign roles", "expects": {"step": "assign-roles"}},
         {"number": 2, "at": "5m", "from": "continuity_manager", "to": "dc_ops", "delivery": "dm", "message": "m2",
          "expected_action": "confirm power", "expects": {"milestone": "detected"}},
         {"number": 3, "at": "12m", "from": "continuity_manager", "to": "incident_commander", "message": "m3",
-         "expected_action": "ask dc_ops", "contingency": {"unless": {"milestone": "detected"}}},
+         "expected_action": "ask dc_ops", "expects": {"milestone": "detected"},
+         "contingency": {"unless": {"milestone": "detected"}}},
         {"number": 4, "at": "2h", "from": "continuity_manager", "to": "comms", "message": "m4",
          "expected_action": "post", "expects": {"milestone": "resolved"}},
     ]  # fmt: skip
     injects = (
         InjectRecord(RUN, 1, "delivered", at(0), at(0), "channel", "incident_commander", "m1 rendered"),
         InjectRecord(RUN, 2, "delivered", at(5), at(6), "dm", "dc_ops", "m2 rendered"),
-        InjectRecord(RUN, 3, "skipped", at(12), at(12), "channel", "incident_commander", "m3", "detected reached"),
+        InjectRecord(
+            RUN,
+            3,
+            "skipped",
+            at(12),
+            at(12),
+            "channel",
+            "incident_commander",
+            "m3",
+            "unless milestone detected: it had happened",
+        ),
     )
     data = records(marks={"detected": 9}, steps=(step("assign-roles", "succeeded", 4),), injects=injects)
     rows = inject_timeline(exercise(objective(None), msel=msel), data)
     assert [(r.number, r.due, r.status, r.at_offset, r.response_offset, r.response) for r in rows] == [
         (1, 0 * M, "delivered", 0 * M, 4 * M, "step assign-roles at +4m, 4m after delivery"),
         (2, 5 * M, "delivered", 6 * M, 9 * M, "milestone detected at +9m, 3m after delivery"),
-        (3, 12 * M, "skipped", 12 * M, None, "not tracked (the inject names no step or milestone it expects)"),
-        (4, 120 * M, "not delivered", None, None, "not seen: milestone resolved never done"),
+        (3, 12 * M, "skipped", 12 * M, None, "not sent (condition unless milestone detected: it had happened)"),
+        (4, 120 * M, "not delivered", None, None, "not sent (play ended first)"),
     ]
     assert [(r.message, r.reason) for r in rows[:3]] == [
         ("m1 rendered", None),
         ("m2 rendered", None),
-        ("m3", "detected reached"),
+        ("m3", "unless milestone detected: it had happened"),
     ]
+
+
+def test_inject_skipped_at_endex_says_play_ended_first() -> None:
+    """An inject recorded as skipped because play ended before it was due was not sent: play ended first."""
+    msel = [
+        {"number": 1, "at": "2h", "from": "continuity_manager", "to": "comms", "message": "m1",
+         "expected_action": "post", "expects": {"milestone": "detected"}},
+    ]  # fmt: skip
+    skipped = InjectRecord(
+        RUN, 1, "skipped", at(120), at(23), "channel", "comms", "m1", "not delivered before ENDEX (Ada Lovelace)"
+    )
+    data = records(marks={"detected": 9}, injects=(skipped,), endex=23, ended_by="Ada Lovelace")
+    [row] = inject_timeline(exercise(objective(None), msel=msel), data)
+    assert (row.status, row.response_offset, row.response) == ("skipped", None, "not sent (play ended first)")

@@ -342,6 +342,35 @@ def test_inject_template_problems_are_on_their_line_and_cron_has_five_fields(
     ]
 
 
+def test_expected_action_templates_are_checked_like_the_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An undeclared parameter or unknown filter in an expected_action is a located problem, as in a message."""
+    monkeypatch.chdir(tmp_path)
+    text = (
+        MISTAKES.replace("participants: le_liaison", "participants: [le_liaison]")
+        .replace("to: le_liason", "to: le_liaison")
+        .replace("{step: verify-requestor}", "{step: verify-requester}")
+        .replace("  - number: 1\n    at: 10m", "  - number: 2\n    at: 10m")
+        .replace("objective: verification", "objective: verify")
+        .replace("by: Ruth Bader", "by: Joan Clarke")
+        .replace(
+            "expected_action: The desk logs it.",
+            "expected_action: 'The desk logs it within {{ params.followupdays }} days ({{ exercise.id }}).'",
+        )
+        .replace(
+            "expected_action: The desk calls back a known number.",
+            "expected_action: >-\n      Inject {{ inject.number }}: the desk calls back\n"
+            "      {{ params.agency | shout }}.",
+        )
+    )
+    assert problem_lines([write(tmp_path / "exercises", "e.yaml", text)]) == [
+        "exercises/e.yaml:27:22: msel[0].expected_action: parameter 'followupdays' is not a parameter of runbook "
+        "le-emergency-disclosure (did you mean 'followup_days'?)",
+        "exercises/e.yaml:35:7: msel[1].expected_action: unknown filter 'shout'",
+    ]
+
+
 def test_an_exercise_of_a_runbook_with_problems_is_not_checked_against_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

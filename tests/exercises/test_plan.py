@@ -379,6 +379,26 @@ def test_objective_met_again_closes_the_gap(library: Path, store: Store) -> None
     assert [gap.kind for gap in programme.gaps if gap.subject == "voice-tabletop"] == []
 
 
+def test_objective_not_due_when_play_was_ended_early_is_not_missed(library: Path, store: Store) -> None:
+    """Two drills ended by a person 30m in, before their 1h objective was due: not scored, no missed-twice gap."""
+    seed = Seeder(store)
+    for day in (3, 4):
+        seed.run(
+            "dns-outage",
+            "dns",
+            datetime(2026, 11, day, 10, 0, tzinfo=UTC),
+            exercise="dns-drill",
+            ended_by="Ada Lovelace",
+        )
+    programme = plan(library, store)
+    dns = next(p for p in programme.exercises if p.exercise.id == "dns-drill")
+    assert [h.result() for h in dns.held] == [
+        "succeeded, stopped early by Ada Lovelace; objectives 0 met, 0 missed, 1 not scored",
+        "succeeded, stopped early by Ada Lovelace; objectives 0 met, 0 missed, 1 not scored",
+    ]
+    assert [gap.line for gap in programme.gaps if gap.kind == "objective-missed-twice"] == []
+
+
 def test_runbook_run_in_exercise_mode_counts_as_held(library: Path, store: Store) -> None:
     """`bcm run --mode exercise` exercises the runbook and its services, without an exercise file or objectives."""
     Seeder(store).run("billing-outage", "billing", datetime(2026, 10, 1, 8, 0, tzinfo=UTC))
@@ -503,14 +523,11 @@ def test_command_prints_services_and_gaps(tmp_path: Path, library: Path, store: 
     shown = bcm(tmp_path, library, "exercise", "plan", "--tz", "UTC")
     assert (shown.returncode, shown.stderr) == (0, "")
     voice_row = next(line for line in shown.stdout.splitlines() if "voice-core" in line)
-    # The result cell wraps in the table: its first line is enough here, the JSON has it whole.
-    assert [cell.strip() for cell in voice_row.strip("│ ").split("│")][:5] == [
-        "1",
-        "voice-core",
-        "voice-outage",
-        f"{held.isoformat()} voice-tabletop",
-        "succeeded, stopped early by Ada Lovelace; objectives 1 met, 1 missed",
-    ]
+    # The result cell wraps in the table: the start of its first line is enough here, the JSON has it whole.
+    cells = [cell.strip() for cell in voice_row.strip("│ ").split("│")]
+    assert cells[:4] == ["1", "voice-core", "voice-outage", f"{held:%Y-%m-%d %H:%M:%S} voice-tabletop"]
+    assert cells[4].startswith("succeeded, stopped early by Ada Lovelace; objectives 1 met, 1 missed")
+    assert "+00:00" not in shown.stdout and f"{held:%Y-%m-%dT}" not in shown.stdout
     assert shown.stdout.split("Gaps (7):\n")[1].splitlines() == [
         "  tier-1 service dns (DNS resolvers): not exercised in the last 12 months (never exercised)",
         "  tier-1 service sso (Single sign-on): not exercised in the last 12 months (never exercised)",
@@ -523,6 +540,7 @@ def test_command_prints_services_and_gaps(tmp_path: Path, library: Path, store: 
     as_json = bcm(tmp_path, library, "exercise", "plan", "--json")
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
+    assert document["services"][2]["last"]["startex_at"] == held.isoformat()
     assert [g["line"] for g in document["gaps"]] == [
         line.strip() for line in shown.stdout.split("Gaps (7):\n")[1].splitlines()
     ]

@@ -3,14 +3,19 @@ exercise clock, contingencies, scripted responses, STARTEX and ENDEX, ending ear
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bcm.comms import OutboxNotifier, RecordingNotifier, TranscriptTransport
+from bcm.comms import Message, OutboxNotifier, RecordingNotifier, TranscriptTransport
 from bcm.engine.approvals import decide
-from bcm.exercises.play import begin_exercise, end_exercise
+from bcm.engine.runner import RunRequest, start_run
+from bcm.errors import InputError
+from bcm.exercises.library import LoadedExercise, load_exercise
+from bcm.exercises.play import begin_exercise, check_resumable, end_exercise, exercise_parameters
 from bcm.store import InjectRecord, Store
 from bcm.testing import ManualClock
 from tests.exercises.conftest import LIBRARY, T0, at, play_in_process, tabletop
@@ -23,6 +28,29 @@ FUEL = (
     "[EXERCISE] The fuel supplier's 24x7 line says the next tanker can reach lon-dc1 in six hours. Generator 1 "
     "has nine hours at this load."
 )
+
+
+@functools.cache
+def le_drill() -> LoadedExercise:
+    """The library's law-enforcement emergency disclosure drill, validated."""
+    return load_exercise(str(LIBRARY / "exercises" / "le-emergency-disclosure-drill.yaml"), library_root=LIBRARY)
+
+
+class HeldNotifier(RecordingNotifier):
+    """Holds the runner in the board update that says ``step`` succeeded until released: bcm's hand-off
+    from one step to the next, made as long as a test likes."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__()
+        self.marker = f"/board/{step}/succeeded/"
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, message: Message) -> None:
+        if self.marker in message.key:
+            self.held.set()
+            self.release.wait(10)
+        super().send(message)
 
 
 def advance_to(clock: ManualClock, seconds: float) -> None:
@@ -201,3 +229,105 @@ def test_resumed_exercise_delivers_missed_injects_late_and_none_twice(store: Sto
     ]
     keys = [m.key.removeprefix(run.run_id) for m in notifier.messages if m.kind == "inject"]
     assert keys == ["/inject/2", "/inject/3", "/inject/4"]
+
+
+def test_due_answers_and_injects_are_handled_in_exercise_time_order(store: Store) -> None:
+    """One look past several events handles them in exercise-time order: inject 3 (25m, unless verify-requester)
+    sees the verification scripted at 19m, and inject 4 (22m) goes out between the two."""
+    clock = ManualClock()
+    run = play_in_process(store, speed=60, auto_respond=True, now=clock, exercise=le_drill())
+    reports: list[str] = []
+    run.play.report = reports.append
+    run.wait_for_step("log-intake", "waiting")
+    advance_to(clock, 5)
+    run.wait_for_step("acknowledge-requester", "waiting")
+    run.wait_for_step("verify-requester", "waiting")
+    advance_to(clock, 25)  # the scripted answers at 9m and 19m, injects 2, 4 and 3 all due at once
+    inject = run.wait_for_inject(3)
+    end_exercise(store, run.run_id, by="Edward Deming", library_root=LIBRARY, now=clock)
+    run.result()
+    first = next(n for n, line in enumerate(reports) if line.endswith(" log-intake"))
+    last = next(n for n, line in enumerate(reports) if line.startswith("inject 3 "))
+    assert reports[first : last + 1] == [
+        "scripted response at +5m: Joan Clarke approved log-intake",
+        "scripted response at +9m: Joan Clarke approved acknowledge-requester",
+        "inject 2 delivered (dm to le_liaison), 15s late",
+        "scripted response at +19m: Anne Neville approved verify-requester",
+        "inject 4 delivered (dm to legal), 3s late",
+        "inject 3 skipped (dm to le_liaison): unless step verify-requester: it had happened",
+    ]
+    assert (inject.status, inject.due_at, inject.at) == ("skipped", at(25), at(25))
+    approvals = store.get_approvals(run.run_id)
+    assert {s: (approvals[s].by, approvals[s].at) for s in ("acknowledge-requester", "verify-requester")} == {
+        "acknowledge-requester": ("Joan Clarke", at(9)),
+        "verify-requester": ("Anne Neville", at(19)),
+    }
+
+
+def test_scripted_answers_count_from_when_the_step_could_start_not_from_bcms_hand_off(store: Store) -> None:
+    """bcm taking 5m45s of exercise time to start the steps after log-intake (5m) does not move their answers:
+    verify-requester (after 14m) is answered at 19m, not 24m45s; acknowledge-requester (after 4m, due 9m) is
+    answered the moment it started, never before."""
+    clock = ManualClock()
+    notifier = HeldNotifier("log-intake")
+    run = play_in_process(store, speed=60, auto_respond=True, now=clock, notifier=notifier, exercise=le_drill())
+    run.wait_for_step("log-intake", "waiting")
+    advance_to(clock, 5)
+    assert notifier.held.wait(10)
+    advance_to(clock, 10.75)  # the hand-off: 0.575 s of wall time at --speed 600
+    notifier.release.set()
+    started = {s: run.wait_for_step(s, "waiting").started_at for s in ("acknowledge-requester", "verify-requester")}
+    advance_to(clock, 25)
+    inject = run.wait_for_inject(3)
+    end_exercise(store, run.run_id, by="Edward Deming", library_root=LIBRARY, now=clock)
+    run.result()
+    assert started == {"acknowledge-requester": at(10.75), "verify-requester": at(10.75)}
+    approvals = store.get_approvals(run.run_id)
+    assert [
+        (a.step_id, a.by, a.at, a.waited_s)
+        for a in sorted(approvals.values(), key=lambda a: a.at)
+        if a.step_id in ("log-intake", "acknowledge-requester", "verify-requester")
+    ] == [
+        ("log-intake", "Joan Clarke", at(5), 5.0),
+        ("acknowledge-requester", "Joan Clarke", at(10.75), 0.0),
+        ("verify-requester", "Anne Neville", at(19), 8.25),
+    ]
+    assert (inject.status, inject.reason) == ("skipped", "unless step verify-requester: it had happened")
+
+
+@pytest.mark.parametrize(
+    ("by", "ended_by"), [("Jean Bartik", "Jean Bartik"), ("u071edward", "Edward Deming"), ("deming", None)]
+)
+def test_only_the_controller_evaluators_and_sponsor_may_end_an_exercise(
+    store: Store, by: str, ended_by: str | None
+) -> None:
+    """The sponsor's alternate and the controller (by Slack id) may end it, recorded by name; anyone else is refused
+    with who may, and nothing is recorded."""
+    clock = ManualClock()
+    record = begin_exercise(store, tabletop(), speed=60, triggered_by="test", now=clock).record
+    if ended_by is None:
+        with pytest.raises(InputError) as refused:
+            end_exercise(store, record.id, by=by, library_root=LIBRARY, now=clock)
+        assert str(refused.value) == (
+            f"deming may not end exercise dc-power-loss-tabletop (run {record.short_id}): only a holder of its "
+            "controller, evaluator or sponsor role may: continuity_manager (Edward Deming, Joseph Juran); "
+            "deputy (Alan Turing, Annie Easley); coo (Evelyn Boyd, Jean Bartik)"
+        )
+    else:
+        end_exercise(store, record.id, by=by, library_root=LIBRARY, now=clock)
+    played = store.get_exercise_run(record.id)
+    assert played is not None
+    assert (played.ended_by, played.endex_at) == ((ended_by, T0) if ended_by else (None, None))
+
+
+def test_resume_of_an_exercise_run_of_another_runbook_is_refused_in_good_english(store: Store) -> None:
+    """An exercise-mode run of another runbook is not resumed as the tabletop: 'an exercise run', not 'a exercise'."""
+    loaded = le_drill()
+    params = exercise_parameters(loaded)
+    request = RunRequest(loaded=loaded.runbook, catalog=loaded.catalog, params=params, mode="exercise")
+    record = start_run(store, request)
+    with pytest.raises(InputError) as refused:
+        check_resumable(store, tabletop(), record.id)
+    assert str(refused.value) == (
+        f"run {record.short_id} is an exercise run of le-emergency-disclosure, not of exercise dc-power-loss-tabletop"
+    )
