@@ -8,6 +8,9 @@ Targets: a run is measured against the targets stored with it (the runbook's eff
 when it started, or those given when a disruption was recorded). Runs stored before targets were
 kept have none; for those a ``fallback`` (usually :func:`library_targets`, the runbook's current
 effective targets) fills the gap, which is the best that can be said about them.
+
+Speed: an exercise played at ``bcm exercise run --speed N`` carries N (``Timeline.speed``, read
+with the run), so its figures are in exercise time, as its after-action report's are.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def build_timelines(rows: TimelineRows, *, fallback: TargetsFallback | None = No
                 updates=tuple(updates_of.get(run.id, ())),
                 started_at=run.started_at,
                 ended_at=run.ended_at,
+                speed=run.speed,
             )
         )
     return timelines

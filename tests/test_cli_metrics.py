@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bcm.metrics import EXERCISE_TIME_NOTE
+from bcm.store import ExerciseRunRecord, RunTargets, Store
 from bcm.store.engine import normalise_url
 from tests.conftest import ROOT
 from tests.incident_fixtures import make_library
@@ -89,6 +92,7 @@ def test_metrics_json_per_service_exact_figures(bcm: Bcm) -> None:
             "share_within_rto": 1 / 3,
             "mtpd_breaches": 1,
             "time_to_recover_unknown": 0,
+            "runs_at_speed": 0,
         },
         {
             "key": "voice-core",
@@ -103,8 +107,10 @@ def test_metrics_json_per_service_exact_figures(bcm: Bcm) -> None:
             "share_within_rto": 0.0,
             "mtpd_breaches": 1,
             "time_to_recover_unknown": 0,
+            "runs_at_speed": 0,
         },
     ]
+    assert doc["notes"] == []
 
 
 def test_metrics_csv_and_filters(bcm: Bcm) -> None:
@@ -141,6 +147,103 @@ def test_metrics_table_names_its_figures_and_keeps_modes_apart(bcm: Bcm) -> None
     assert "Exercises" not in result.stdout
     assert "MTTR" not in result.stdout
     assert "time to recover: impact started (else declared) → recovered (MBCO reached)" in result.stdout
+
+
+def _power_runs(db_url: str) -> None:
+    """Two exercises of dc-power-loss (RTO 1h) at speeds 1 and 60 and one real run, in February 2026."""
+    start = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
+    plays = (
+        ("1" * 32, "exercise", 1.0, (600, 3000)),  # 10m to detect, 50m to recover
+        ("6" * 32, "exercise", 60.0, (20, 94)),  # 20 s and 94 s of play: 20m and 1h 34m
+        ("9" * 32, "real", None, (300, 2400)),  # 5m and 40m
+    )
+    with Store.open(db_url) as store:
+        for n, (run_id, mode, speed, (detected, recovered)) in enumerate(plays):
+            started = start + timedelta(days=n)
+            store.create_run(
+                run_id=run_id,
+                runbook_id="dc-power-loss",
+                runbook_title="Data centre power loss",
+                runbook_hash="ab" * 32,
+                runbook_path="runbooks/dc-power-loss.yaml",
+                mode=mode,
+                parameters={},
+                triggered_by="alice",
+                services=["voice-core"],
+                severity="sev1",
+                started_at=started,
+                targets=RunTargets(rto=timedelta(hours=1), mtpd=timedelta(hours=4)),
+            )
+            if speed is not None:
+                store.start_exercise(
+                    ExerciseRunRecord(
+                        run_id=run_id,
+                        exercise_id="dc-power-drill",
+                        exercise_title="Power drill",
+                        exercise_hash="cd" * 32,
+                        exercise_path="exercises/dc-power-drill.yaml",
+                        speed=speed,
+                        auto_respond=True,
+                        startex_at=started,
+                        endex_at=None,
+                        ended_by=None,
+                    )
+                )
+            for milestone, seconds in (("impact_started", 0), ("detected", detected), ("recovered", recovered)):
+                store.add_mark(run_id, milestone, started + timedelta(seconds=seconds), "test")
+
+
+def test_metrics_exercises_at_speed_in_exercise_time(bcm: Bcm) -> None:
+    """--mode exercise --json: runs at speeds 1 and 60 in exercise time, with the note; real runs unchanged."""
+    _power_runs(bcm.db_url)
+    result = bcm("metrics", *WINDOW, "--runbook", "dc-power-loss", "--mode", "exercise", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["groups"] == [
+        {
+            "key": "voice-core",
+            "mode": "exercise",
+            "runs": 2,
+            "time_to_recover": {"count": 2, "median_s": 4320.0, "p90_s": 5640.0, "max_s": 5640.0},
+            "time_to_detect": {"count": 2, "median_s": 900.0, "p90_s": 1200.0, "max_s": 1200.0},
+            "time_to_acknowledge": {"count": 0, "median_s": None, "p90_s": None, "max_s": None},
+            "time_to_mitigate": {"count": 0, "median_s": None, "p90_s": None, "max_s": None},
+            "within_rto": 1,
+            "rto_known": 2,
+            "share_within_rto": 0.5,
+            "mtpd_breaches": 0,
+            "time_to_recover_unknown": 0,
+            "runs_at_speed": 1,
+        }
+    ]
+    assert doc["notes"] == [
+        "exercise figures are in exercise time (runs played at --speed N count N times their wall-clock durations)"
+    ]
+    real = json.loads(bcm("metrics", *WINDOW, "--mode", "real", "--json").stdout)
+    assert [(g["key"], g["time_to_recover"]["median_s"], g["share_within_rto"]) for g in real["groups"]] == [
+        ("voice-core", 2400.0, 1.0)
+    ]
+    assert real["notes"] == []
+
+
+def test_metrics_table_says_exercise_figures_are_in_exercise_time(bcm: Bcm) -> None:
+    """The note line follows the exercise table when a run in the window was played at a speed other than 1."""
+    _power_runs(bcm.db_url)
+    result = bcm("metrics", *WINDOW, "--by", "runbook")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if "│" in line]
+    assert rows[-2:] == [
+        ["dc-power-loss", "1", "40m / 40m", "40m", "1/1 (100%)", "0", "5m / 5m", "-", "-"],
+        ["dc-power-loss", "2", "1h 12m / 1h 34m", "1h 34m", "1/2 (50%)", "0", "15m / 20m", "-", "-"],
+    ]
+    title = lines.index("Exercises by runbook, 2026-01-01T00:00:00+00:00 to 2026-03-01T00:00:00+00:00")
+    note = lines.index(EXERCISE_TIME_NOTE)
+    assert title < note
+    assert lines[note - 1].startswith("└")  # right under the exercise table
+    real_only = bcm("metrics", *WINDOW, "--by", "runbook", "--mode", "real")
+    assert real_only.returncode == 0, real_only.stderr
+    assert EXERCISE_TIME_NOTE not in real_only.stdout
 
 
 def test_metrics_bad_input_exits_2(bcm: Bcm) -> None:

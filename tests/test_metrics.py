@@ -711,3 +711,160 @@ def test_figures_table_names_real_fields_once() -> None:
     ]
     assert FIGURES[0].definition == "impact_started → detected"
     assert not any("mttr" in f.key or "MTTR" in f.label for f in FIGURES)
+
+
+# --- exercise time -----------------------------------------------------------------------------
+
+
+def wall(seconds: float) -> datetime:
+    """Return T0 plus ``seconds`` of wall-clock time."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def played(run_id: str, speed: float, detected_s: float, recovered_s: float) -> Timeline:
+    """An exercise of dc-power-loss (RTO 1h, MTPD 4h) played at ``speed``; times in wall-clock seconds."""
+    marks = {"impact_started": wall(0), "detected": wall(detected_s), "recovered": wall(recovered_s)}
+    return timeline(marks, run_id=run_id, mode="exercise", rto=mins(60), mtpd=mins(240), speed=speed)
+
+
+def test_exercise_at_speed_has_every_duration_in_exercise_time() -> None:
+    """At --speed 60 each wall-clock second counts a minute: milestones, steps, phases, waits, update gaps, verdicts."""
+    marks = {
+        "impact_started": wall(0),
+        "declared": wall(10),
+        "detected": wall(20),
+        "acknowledged": wall(30),
+        "mitigated": wall(60),
+        "recovered": wall(94),
+        "resolved": wall(100),
+    }
+    steps = (
+        StepTiming("page", "respond", "notify", "succeeded", wall(0), wall(10)),
+        StepTiming("start-generators", "recover", "manual", "succeeded", wall(30), wall(90), 45.0),
+    )
+    tl = timeline(
+        marks,
+        mode="exercise",
+        steps=steps,
+        rto=mins(60),
+        mtpd=mins(90),
+        cadence=mins(30),
+        updates=(wall(30), wall(70)),  # gaps 20 s and 40 s, then 30 s to resolved
+        speed=60.0,
+    )
+    figures = run_figures(tl)
+
+    assert (figures.ttd, figures.tta, figures.time_to_mitigate, figures.ttr, figures.time_to_resolve) == (
+        Figure.of(mins(20)),
+        Figure.of(mins(10)),
+        Figure.of(mins(60)),
+        Figure.of(mins(94)),
+        Figure.of(mins(100)),
+    )
+    assert (figures.rto_attained, figures.rto_margin, figures.mtpd_breached) == (False, -mins(34), True)
+    assert figures.step_durations == {"page": Figure.of(mins(10)), "start-generators": Figure.of(mins(60))}
+    assert figures.phase_durations == {"respond": Figure.of(mins(10)), "recover": Figure.of(mins(60))}
+    assert figures.waiting_for_people == mins(45)
+    assert figures.communication == CommunicationFigures(
+        cadence=mins(30),
+        updates=2,
+        expected=3,
+        on_time=1,
+        share_on_time=0.5,
+        longest_gap=mins(40),
+        unknown_reason=None,
+    )
+    assert figures.problems == ()
+
+
+def test_speed_one_and_real_runs_stay_on_the_wall_clock() -> None:
+    """Speed 1 (every real run, and an exercise played in real time) leaves durations as measured."""
+    real = run_figures(timeline({"impact_started": wall(0), "recovered": wall(94)}, rto=mins(60)))
+    exercise = run_figures(played("x1", 1.0, 20, 94))
+
+    assert (real.ttr, real.rto_attained, real.rto_margin) == (
+        Figure.of(timedelta(seconds=94)),
+        True,
+        mins(60) - timedelta(seconds=94),
+    )
+    assert (exercise.ttd, exercise.ttr, exercise.rto_attained) == (
+        Figure.of(timedelta(seconds=20)),
+        Figure.of(timedelta(seconds=94)),
+        True,
+    )
+
+
+def test_summaries_count_exercises_at_speed_in_exercise_time() -> None:
+    """Exercises at speeds 1 and 60 summarise in exercise time (median, p90, within RTO); the real run is unchanged."""
+    timelines = [
+        played("x1", 1.0, 10 * 60, 50 * 60),  # 10m to detect, 50m to recover: within the 1h RTO
+        played("x60", 60.0, 20, 94),  # 20 s and 94 s of play: 20m and 1h 34m, RTO missed
+        timeline(
+            {"impact_started": wall(0), "detected": wall(5 * 60), "recovered": wall(40 * 60)},
+            run_id="r1",
+            rto=mins(60),
+            mtpd=mins(240),
+        ),
+    ]
+    real, exercise = summarise(timelines, by="runbook")
+
+    nothing = Distribution(0, None, None, None)
+    assert exercise == GroupSummary(
+        key="dc-power-loss",
+        mode="exercise",
+        count=2,
+        ttr=Distribution(2, mins(72), mins(94), mins(94)),
+        ttd=Distribution(2, mins(15), mins(20), mins(20)),
+        tta=nothing,
+        time_to_mitigate=nothing,
+        within_rto=1,
+        rto_known=2,
+        share_within_rto=0.5,
+        mtpd_breaches=0,
+        unknown_ttr=0,
+        at_speed=1,
+    )
+    assert real == GroupSummary(
+        key="dc-power-loss",
+        mode="real",
+        count=1,
+        ttr=Distribution(1, mins(40), mins(40), mins(40)),
+        ttd=Distribution(1, mins(5), mins(5), mins(5)),
+        tta=nothing,
+        time_to_mitigate=nothing,
+        within_rto=1,
+        rto_known=1,
+        share_within_rto=1.0,
+        mtpd_breaches=0,
+        unknown_ttr=0,
+        at_speed=0,
+    )
+
+
+def test_slowest_steps_count_exercises_at_speed_in_exercise_time() -> None:
+    """A step of 90 s played at speed 60 ranks as 1h 30m beside the same step played in real time."""
+    timelines = [
+        timeline(POWER_EVENT, run_id="x1", mode="exercise", steps=(step("failover", "recover", 0, 30),)),
+        timeline(
+            POWER_EVENT,
+            run_id="x60",
+            mode="exercise",
+            steps=(StepTiming("failover", "recover", "command", "succeeded", wall(0), wall(90)),),
+            speed=60.0,
+        ),
+    ]
+
+    assert slowest_steps(timelines) == [
+        StepStat("dc-power-loss", "failover", "exercise", 2, mins(60), mins(90), mins(90), mins(120))
+    ]
+
+
+def test_speed_that_is_not_positive_counts_as_one() -> None:
+    """A speed of 0 or less is reported as a problem by run_figures and counted as 1 everywhere."""
+    tl = played("x0", 0.0, 20, 94)
+
+    figures = run_figures(tl)
+    assert figures.ttr == Figure.of(timedelta(seconds=94))
+    assert figures.problems == ("speed must be positive, got 0; counted as 1",)
+    [group] = summarise([tl], by="runbook")
+    assert (group.ttr.median, group.at_speed) == (timedelta(seconds=94), 0)

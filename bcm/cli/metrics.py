@@ -3,7 +3,9 @@ exercises apart.
 
 ``--json`` prints one JSON document, ``--csv`` one row per group, people get a table per mode.
 Times are stored in UTC and shown in the user's zone (``--tz``, else ``$BCM_TIMEZONE``, else the
-machine's). No figure is called "MTTR": each says which "time to ..." it is.
+machine's). No figure is called "MTTR": each says which "time to ..." it is. Exercise figures are
+in exercise time: a run played at ``bcm exercise run --speed N`` counts N times its wall-clock
+durations (``bcm.metrics``), and the output says so when such a run is among them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bcm.cli.output import (
 from bcm.config import load_settings
 from bcm.durations import format_duration
 from bcm.errors import InputError, SpecError
-from bcm.metrics import SUMMARISED_FIGURES, Distribution, GroupSummary, Mode, summarise
+from bcm.metrics import EXERCISE_TIME_NOTE, SUMMARISED_FIGURES, Distribution, GroupSummary, Mode, summarise
 from bcm.spec import load_library
 from bcm.store import Store
 from bcm.timelines import TargetsFallback, library_targets, load_timelines
@@ -96,7 +98,13 @@ def _group_json(group: GroupSummary) -> dict[str, Any]:
         "share_within_rto": group.share_within_rto,
         "mtpd_breaches": group.mtpd_breaches,
         "time_to_recover_unknown": group.unknown_ttr,
+        "runs_at_speed": group.at_speed,
     }
+
+
+def _notes(groups: list[GroupSummary]) -> list[str]:
+    """What the figures need said beside them: exercise time, when a run was played at a speed."""
+    return [EXERCISE_TIME_NOTE] if any(g.mode == "exercise" and g.at_speed for g in groups) else []
 
 
 def _csv_row(group: GroupSummary) -> list[object]:
@@ -162,6 +170,9 @@ def _print_groups(groups: list[GroupSummary], *, by: str, window: str) -> None:
                 _median_p90(group.time_to_mitigate),
             )
         out.print(table)
+        if mode == "exercise":
+            for note in _notes(rows):
+                echo(note)
     echo(
         "time to recover: impact started (else declared) → recovered (MBCO reached); "
         "p90: 90th percentile (nearest rank); within RTO: runs recovered within their RTO / runs where both are known"
@@ -221,6 +232,7 @@ def metrics_cmd(
                 "by": by,
                 "figures": {f.key: {"label": f.label, "from_to": f.definition} for f in SUMMARISED_FIGURES},
                 "groups": [_group_json(g) for g in groups],
+                "notes": _notes(groups),
             }
         )
         return

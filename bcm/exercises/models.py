@@ -195,7 +195,10 @@ class Response(Model):
 
     step: Slug
     by: str = Field(min_length=1, description="The name of a person who holds the step's role.")
-    after: Duration = Field(default=timedelta(0), description="How long after the step can start (the steps it needs have ended), in exercise time.")
+    after: Duration = Field(
+        default=timedelta(0),
+        description="How long after the step can start (the steps it needs have ended), in exercise time.",
+    )
     decision: Literal["approve", "reject"] = "approve"
     note: str | None = None
 

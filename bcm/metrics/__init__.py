@@ -41,6 +41,12 @@ Rules that hold for every figure:
   :attr:`RunFigures.problems` with both times, and the figure they affect is unknown with the
   same text as its reason (``out of order: ...``).
 - A milestone recorded more than once counts from its earliest time.
+- Exercise time: a run played at ``bcm exercise run --speed N`` (:attr:`Timeline.speed`) counts
+  every duration measured on it N times its wall-clock length (milestone to milestone, steps and
+  phases, waits for people, and the gaps between updates that are compared with the cadence), so
+  its figures and its RTO and MTPD verdicts are in exercise time, as its after-action report's
+  are. Times themselves, and the windows that select runs, stay on the wall clock. Real runs and
+  recorded disruptions have speed 1.
 
 Summaries never mix real disruptions with exercises, and never report a bare mean: a
 :class:`Distribution` has the count, the median, the 90th percentile and the maximum.
@@ -52,6 +58,7 @@ Summaries never mix real disruptions with exercises, and never report a bare mea
 """
 
 from bcm.metrics.figures import (
+    EXERCISE_TIME_NOTE,
     FIGURES,
     SUMMARISED_FIGURES,
     CommunicationFigures,
@@ -65,6 +72,7 @@ from bcm.metrics.timeline import EXERCISE_MILESTONES, MILESTONES, Mark, Mode, St
 
 __all__ = [
     "EXERCISE_MILESTONES",
+    "EXERCISE_TIME_NOTE",
     "FIGURES",
     "MILESTONES",
     "SUMMARISED_FIGURES",

@@ -27,6 +27,7 @@ from bcm.metrics.timeline import (
 )
 
 __all__ = [
+    "EXERCISE_TIME_NOTE",
     "FIGURES",
     "SUMMARISED_FIGURES",
     "CommunicationFigures",
@@ -88,6 +89,11 @@ FIGURES: tuple[FigureDefinition, ...] = (
 #: The figures ``bcm metrics`` summarises per service or runbook, the headline (time to recover) first.
 SUMMARISED_FIGURES: tuple[FigureDefinition, ...] = tuple(
     sorted((f for f in FIGURES if f.summarised), key=lambda f: f.key != "time_to_recover")
+)
+
+#: Said under exercise figures when a run among them was played at a speed other than 1.
+EXERCISE_TIME_NOTE = (
+    "exercise figures are in exercise time (runs played at --speed N count N times their wall-clock durations)"
 )
 
 _KNOWN_MILESTONES = frozenset(MILESTONES + EXERCISE_MILESTONES)
@@ -251,6 +257,10 @@ def run_figures(tl: Timeline) -> RunFigures:
     """
     problems: dict[str, None] = {}  # insertion-ordered set: one entry per problem
     ms = _milestones(tl.marks)
+    speed = tl.speed
+    if not speed > 0:
+        problems[f"speed must be positive, got {speed:g}; counted as 1"] = None
+        speed = 1.0
 
     for mark in tl.marks:
         if mark.milestone not in _KNOWN_MILESTONES:
@@ -258,7 +268,7 @@ def run_figures(tl: Timeline) -> RunFigures:
 
     def figure(result: timedelta | str) -> Figure:
         if isinstance(result, timedelta):
-            return Figure(result, None)
+            return Figure(result if speed == 1.0 else result * speed, None)
         if result.startswith("out of order:"):
             problems[result] = None
         return Figure(None, result)
@@ -280,10 +290,10 @@ def run_figures(tl: Timeline) -> RunFigures:
 
     for problem in _step_problems(tl.steps):
         problems[problem] = None
-    step_durations, phase_durations = _step_and_phase_durations(tl.steps)
+    step_durations, phase_durations = _step_and_phase_durations(tl.steps, speed)
     waited = sum(step.waited_s for step in tl.steps if step.waited_s is not None and step.waited_s > 0)
 
-    communication, communication_problems = _communication(tl, ms)
+    communication, communication_problems = _communication(tl, ms, speed)
     for problem in communication_problems:
         problems[problem] = None
 
@@ -304,7 +314,7 @@ def run_figures(tl: Timeline) -> RunFigures:
         rpo_attained=rpo_attained,
         phase_durations=phase_durations,
         step_durations=step_durations,
-        waiting_for_people=timedelta(seconds=waited),
+        waiting_for_people=timedelta(seconds=waited * speed),
         communication=communication,
         problems=tuple(problems),
     )
@@ -332,8 +342,8 @@ def _step_problems(steps: Iterable[StepTiming]) -> list[str]:
     return problems
 
 
-def _span(steps: Sequence[StepTiming], not_started: str) -> Figure:
-    """First start → last end of ``steps``; steps that never started are left out."""
+def _span(steps: Sequence[StepTiming], not_started: str, speed: float) -> Figure:
+    """First start → last end of ``steps``, times ``speed``; steps that never started are left out."""
     first: datetime | None = None
     last: datetime | None = None
     for step in steps:
@@ -355,29 +365,30 @@ def _span(steps: Sequence[StepTiming], not_started: str) -> Figure:
             last = end
     if first is None or last is None:
         return Figure.unknown(not_started)
-    return Figure.of(last - first)
+    return Figure.of((last - first) * speed)
 
 
-def _step_and_phase_durations(
-    steps: Sequence[StepTiming],
-) -> tuple[dict[str, Figure], dict[str, Figure]]:
+def _step_and_phase_durations(steps: Sequence[StepTiming], speed: float) -> tuple[dict[str, Figure], dict[str, Figure]]:
     by_step: dict[str, list[StepTiming]] = {}
     by_phase: dict[str, list[StepTiming]] = {}
     for step in steps:
         by_step.setdefault(step.step_id, []).append(step)
         by_phase.setdefault(step.phase, []).append(step)
     step_durations = {
-        step_id: _span(group, f"step '{step_id}' has not started (status '{group[-1].status}')")
+        step_id: _span(group, f"step '{step_id}' has not started (status '{group[-1].status}')", speed)
         for step_id, group in by_step.items()
     }
     phase_durations = {
-        phase: _span(group, f"no step in phase '{phase}' has started") for phase, group in by_phase.items()
+        phase: _span(group, f"no step in phase '{phase}' has started", speed) for phase, group in by_phase.items()
     }
     return step_durations, phase_durations
 
 
 # Over the limit on purpose: one rule a branch (anchor, end, cadence, gaps), as the module docstring lists them.
-def _communication(tl: Timeline, ms: dict[str, datetime]) -> tuple[CommunicationFigures, list[str]]:  # noqa: C901
+def _communication(  # noqa: C901
+    tl: Timeline, ms: dict[str, datetime], speed: float
+) -> tuple[CommunicationFigures, list[str]]:
+    """Updates against the cadence; gaps are wall-clock time ``speed`` times (exercise time)."""
     problems: list[str] = []
     updates = sorted(_utc(update) for update in tl.updates)
     anchor = ms.get("declared")
@@ -404,20 +415,20 @@ def _communication(tl: Timeline, ms: dict[str, datetime]) -> tuple[Communication
         on_time = 0
         previous = anchor
         for update in updates:
-            gap = update - previous
+            gap = (update - previous) * speed
             if cadence is not None and gap <= cadence:
                 on_time += 1
             if gap > timedelta(0) and (longest is None or gap > longest):
                 longest = gap
             previous = max(previous, update)
-        if end is not None and end > previous and (longest is None or end - previous > longest):
-            longest = end - previous
+        if end is not None and end > previous and (longest is None or (end - previous) * speed > longest):
+            longest = (end - previous) * speed
     if cadence is None:
         on_time = None
 
     expected = None
     if cadence is not None and anchor is not None and end is not None and end >= anchor:
-        expected = (end - anchor) // cadence
+        expected = (end - anchor) * speed // cadence
 
     share = None if on_time is None or not updates else on_time / len(updates)
     figures = CommunicationFigures(

@@ -62,6 +62,8 @@ class GroupSummary:
         share_within_rto: ``within_rto / rto_known``; ``None`` when ``rto_known`` is 0.
         mtpd_breaches: runs whose time to recover exceeded the MTPD.
         unknown_ttr: runs whose time to recover is unknown.
+        at_speed: runs played at a speed other than 1 (``bcm exercise run --speed N``); their
+            durations are counted in exercise time, N times the wall clock.
     """
 
     key: str | None
@@ -76,6 +78,7 @@ class GroupSummary:
     share_within_rto: float | None
     mtpd_breaches: int
     unknown_ttr: int
+    at_speed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,17 @@ def distribution(values: Iterable[timedelta]) -> Distribution:
 
 
 class _Group:
-    __slots__ = ("count", "mtpd_breaches", "rto_known", "time_to_mitigate", "tta", "ttd", "ttr", "within")
+    __slots__ = (
+        "at_speed",
+        "count",
+        "mtpd_breaches",
+        "rto_known",
+        "time_to_mitigate",
+        "tta",
+        "ttd",
+        "ttr",
+        "within",
+    )
 
     def __init__(self) -> None:
         self.count = 0
@@ -143,6 +156,7 @@ class _Group:
         self.within = 0
         self.rto_known = 0
         self.mtpd_breaches = 0
+        self.at_speed = 0
 
 
 def _seconds(result: timedelta | str) -> float | None:
@@ -204,6 +218,14 @@ def summarise(  # noqa: C901
         ttd = _seconds(_interval(ms, "impact_started", "detected"))
         tta = _seconds(_interval(ms, "detected", "acknowledged"))
         mitigate = _seconds(_interval(ms, "impact_started", "mitigated"))
+        speed = tl.speed
+        at_speed = speed != 1.0 and speed > 0  # as run_figures: a speed that is not positive counts as 1
+        if at_speed:
+            # An exercise played at --speed N: its figures are in exercise time, N times the wall clock.
+            ttr = None if ttr is None else ttr * speed
+            ttd = None if ttd is None else ttd * speed
+            tta = None if tta is None else tta * speed
+            mitigate = None if mitigate is None else mitigate * speed
         rto = None if ttr is None or tl.rto is None else ttr <= tl.rto.total_seconds()
         breached = ttr is not None and tl.mtpd is not None and ttr > tl.mtpd.total_seconds()
 
@@ -230,6 +252,8 @@ def summarise(  # noqa: C901
                 group.rto_known += 1
                 group.within += rto
             group.mtpd_breaches += breached
+            if at_speed:
+                group.at_speed += 1
 
     summaries = []
     for (key, mode), group in sorted(
@@ -249,6 +273,7 @@ def summarise(  # noqa: C901
                 share_within_rto=group.within / group.rto_known if group.rto_known else None,
                 mtpd_breaches=group.mtpd_breaches,
                 unknown_ttr=group.count - len(group.ttr),
+                at_speed=group.at_speed,
             )
         )
     return summaries
@@ -258,7 +283,8 @@ def slowest_steps(timelines: Iterable[Timeline], *, limit: int = 10, mode: Mode 
     """Rank runbook steps by how long they take: where recovery time goes.
 
     Steps are grouped by (runbook, step id, mode), so exercise timings never blend into real
-    ones. Only step runs with both a start and an end, in order, are counted.
+    ones. Only step runs with both a start and an end, in order, are counted. Durations are in
+    exercise time for exercises played at a speed (wall clock times ``Timeline.speed``).
 
     Args:
         timelines: the runs.
@@ -275,10 +301,11 @@ def slowest_steps(timelines: Iterable[Timeline], *, limit: int = 10, mode: Mode 
     for tl in timelines:
         if mode is not None and tl.mode != mode:
             continue
+        speed = tl.speed if tl.speed > 0 else 1.0
         for step in tl.steps:
             if step.started_at is None or step.ended_at is None:
                 continue
-            taken = (_utc(step.ended_at) - _utc(step.started_at)).total_seconds()
+            taken = (_utc(step.ended_at) - _utc(step.started_at)).total_seconds() * speed
             if taken < 0:
                 continue
             durations.setdefault((tl.runbook_id, step.step_id, tl.mode), []).append(taken)

@@ -91,6 +91,11 @@ class Timeline:
         updates: when stakeholder status updates were sent.
         started_at: when the run started.
         ended_at: when the run ended; ``None`` while it runs.
+        speed: how many times faster than real time the run was played: an exercise run with
+            ``bcm exercise run --speed N`` has N, every other run 1.0. Every duration measured on
+            the run (milestone to milestone, steps, waits for people, gaps between updates) is
+            multiplied by it, so exercise figures are in exercise time; the times themselves
+            (``marks``, ``updates``, ...) stay as recorded, on the wall clock.
     """
 
     run_id: str
@@ -107,6 +112,7 @@ class Timeline:
     updates: tuple[datetime, ...] = ()
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    speed: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------

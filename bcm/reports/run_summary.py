@@ -4,6 +4,10 @@ Pure functions over a run's record, timeline and figures (no Prefect, no I/O): `
 turns them into Prefect artifacts and events, and the reports to come (after-action report,
 continuity report) start from the same pieces. Every label and definition comes from the one
 figures table, :data:`bcm.metrics.FIGURES`.
+
+The figures are :func:`bcm.metrics.run_figures`'s, so an exercise played at ``--speed N`` is
+summarised in exercise time (its durations N times the wall clock's, as in its after-action
+report); the summary, the table and the events say so (``exercise_time_line``, payload ``speed``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from bcm.durations import format_duration
 from bcm.metrics import FIGURES, SUMMARISED_FIGURES, Figure, RunFigures, Timeline
 from bcm.store import RunRecord
 
-__all__ = ["artifact_key", "rto_line", "run_events", "summary_markdown", "timeline_table"]
+__all__ = ["artifact_key", "exercise_time_line", "rto_line", "run_events", "summary_markdown", "timeline_table"]
 
 
 def artifact_key(run_id: str, suffix: str = "") -> str:
@@ -29,6 +33,17 @@ def _iso(at: datetime | None) -> str:
 
 def _figure_text(figure: Figure) -> str:
     return format_duration(figure.value) if figure.value is not None else f"unknown: {figure.unknown_reason}"
+
+
+def exercise_time_line(timeline: Timeline) -> str | None:
+    """Says the durations are in exercise time, for a run played at a speed other than 1; else ``None``."""
+    if timeline.speed == 1.0 or not timeline.speed > 0:  # run_figures counts a speed that is not positive as 1
+        return None
+    speed = f"{timeline.speed:g}"
+    return (
+        f"Durations are in exercise time: played at --speed {speed}, each wall-clock duration counts "
+        f"{speed} times (milestone times are on the wall clock)."
+    )
 
 
 def rto_line(timeline: Timeline, figures: RunFigures) -> str:
@@ -95,6 +110,9 @@ def timeline_table(timeline: Timeline, figures: RunFigures) -> list[dict[str, An
             "detail": _mtpd_line(timeline, figures),
         }
     )
+    note = exercise_time_line(timeline)
+    if note is not None:
+        rows.append({"kind": "note", "name": "exercise time", "at": "", "duration": "", "detail": note})
     return rows
 
 
@@ -118,6 +136,9 @@ def summary_markdown(record: RunRecord, timeline: Timeline, figures: RunFigures)
         f"Time to recover counts from {basis} to recovered (MBCO reached). "
         f"Runbook `{record.runbook_id}`; services: {', '.join(record.services) or '-'}.",
     ]
+    note = exercise_time_line(timeline)
+    if note is not None:
+        lines += ["", note]
     if figures.problems:
         lines += ["", "Problems in the timeline:", *(f"- {problem}" for problem in figures.problems)]
     return "\n".join(lines) + "\n"
@@ -151,6 +172,7 @@ def run_events(record: RunRecord, timeline: Timeline, figures: RunFigures) -> li
         "rto_margin_s": _seconds(figures.rto_margin),
         "mtpd_s": _seconds(timeline.mtpd),
         "mtpd_breached": figures.mtpd_breached,
+        "speed": timeline.speed,
         "summary": rto_line(timeline, figures),
     }
     events: list[dict[str, Any]] = [

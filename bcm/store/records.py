@@ -170,7 +170,12 @@ class RunImport:
 
 @dataclass(frozen=True, slots=True)
 class TimelineRun:
-    """The fields of a run that its figures need (no parameters: cheaper to read in bulk)."""
+    """The fields of a run that its figures need (no parameters: cheaper to read in bulk).
+
+    ``speed`` is the exercise clock's speed (``ExerciseRunRecord.speed``): an exercise played at
+    ``--speed 60`` has 60, and the figures count each of its wall-clock durations 60 times. It is
+    1.0 for real runs, recorded disruptions and runs without an exercise record.
+    """
 
     id: str
     runbook_id: str
@@ -181,6 +186,7 @@ class TimelineRun:
     ended_at: datetime | None
     targets: RunTargets
     source: str
+    speed: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ class TimelineRows:
     """Runs with their timelines, read in a few bulk queries (``Store.list_timeline_rows``).
 
     Attributes:
-        runs: the runs, oldest first.
+        runs: the runs, oldest first, each with its exercise clock's speed.
         marks: per run id, ``(milestone, at)`` pairs.
         steps: per run id, ``(step_id, phase, kind, status, started_at, ended_at)``; empty unless
             steps were asked for.

@@ -4,9 +4,12 @@ This is what the figures read (``bcm.timelines``, ``bcm.metrics``): a year of ru
 it is written for speed rather than through the records the other modules return. Runs and their
 milestones come from one scan of ``runs``: each run row carries a copy of its marks
 (``runs.milestones``, JSON text written in the same transaction as each mark; see migration 4), so
-a year of runs needs no GROUP BY over every mark. Timestamps and services are read raw and
-converted here: SQLAlchemy's per-value processing would cost more than the rest of the figures put
-together. Steps, approval waits and stakeholder updates are one query each over the same runs.
+a year of runs needs no GROUP BY over every mark. The same scan reads each exercise run's speed
+(a LEFT OUTER JOIN on ``exercise_runs`` by its primary key; 1.0 when a run has no row there), so
+the figures can count an exercise played at ``--speed N`` in exercise time. Timestamps and
+services are read raw and converted here: SQLAlchemy's per-value processing would cost more than
+the rest of the figures put together. Steps, approval waits and stakeholder updates are one query
+each over the same runs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlalchemy import ColumnElement, Connection, ScalarSelect, Select, Text, se
 
 from bcm.clock import as_utc
 from bcm.store.records import RunTargets, TimelineRows, TimelineRun
-from bcm.store.schema import approvals, outbox, runs, step_runs
+from bcm.store.schema import approvals, exercise_runs, outbox, runs, step_runs
 from bcm.vocabulary import MILESTONES, UPDATE_KINDS
 
 StepTiming = tuple[str, str, str, str, datetime | None, datetime | None]
@@ -104,6 +107,7 @@ def _runs_query(where: Sequence[ColumnElement[bool]]) -> Select[Any]:
             type_coerce(runs.c.started_at, Text),
             type_coerce(runs.c.ended_at, Text),
             runs.c.source,
+            exercise_runs.c.speed,
             runs.c.rto_s,
             runs.c.rpo_s,
             runs.c.mtpd_s,
@@ -111,6 +115,7 @@ def _runs_query(where: Sequence[ColumnElement[bool]]) -> Select[Any]:
             runs.c.cadence_s,
             runs.c.milestones,
         )
+        .select_from(runs.outerjoin(exercise_runs, exercise_runs.c.run_id == runs.c.id))
         .where(*where)
         .order_by(runs.c.started_at, runs.c.id)
     )
@@ -160,7 +165,7 @@ def _read_runs(
     # ours (``milestones.milestones_text``), compact JSON with nothing around it.
     decode = json.JSONDecoder().raw_decode
     for row in conn.execute(_runs_query(where)).all():
-        run_id, runbook, run_mode, services_raw, status, started, ended, source, *seconds_, stored_text = row
+        run_id, runbook, run_mode, services_raw, status, started, ended, source, speed, *seconds_, stored_text = row
         services = _services(services_raw, services_seen)
         if service is not None and service not in services:
             continue
@@ -182,6 +187,7 @@ def _read_runs(
                 ended_at=ended,
                 targets=targets,
                 source=source,
+                speed=1.0 if speed is None else speed,
             )
         )
         by_mark[run_id] = _milestones(decode(stored_text)[0])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bcm.cli.output import who
 from tests.conftest import ROOT
 from tests.engine.conftest import BcmEnv, engine_runbook
 from tests.engine.test_cli_run import bcm, bcm_process_env
@@ -37,7 +38,7 @@ def test_trigger_times_are_milestones_with_source_trigger(bcm_env: BcmEnv, tmp_p
     with bcm_env.store() as store:
         entries = [e for e in store.export_audit() if e["kind"] == "mark.added"]
     by_mark = {e["data"]["milestone"]: e["data"] for e in entries}  # type: ignore[index]
-    assert by_mark["detected"]["note"] == "given by " + bcm_process_env(bcm_env).get("USER", "unknown") + " at trigger"
+    assert by_mark["detected"]["note"] == "given by " + who(None) + " at trigger"  # no --by: the login name
 
 
 @pytest.mark.parametrize(

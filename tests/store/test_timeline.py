@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bcm.errors import AlreadyDecided, RunNotFound
-from bcm.store import ApprovalRecord, CheckRecord, MarkRecord, Store, TimelineRows
+from bcm.store import ApprovalRecord, CheckRecord, ExerciseRunRecord, MarkRecord, Store, TimelineRows
 
 from .conftest import T0, MakeRun
 
@@ -143,3 +143,39 @@ def test_timeline_rows_filter_by_service_and_window_and_carry_steps_waits_update
     assert full.steps == {a.id: [("page", "communication", "notify", "succeeded", T0, None)]}
     assert full.waits == {a.id: {"go": 42.0}}
     assert full.runs[0].ended_at == T0 + timedelta(hours=1)
+
+
+def test_timeline_rows_carry_each_runs_speed(store: Store, make_run: MakeRun) -> None:
+    """list_timeline_rows reads an exercise run's speed; 1.0 for a real run or an exercise without a record."""
+    for n, (mode, speed) in enumerate((("exercise", 60.0), ("exercise", 1.0), ("exercise", None), ("real", None))):
+        run = make_run(run_id=f"{n}a" * 16, mode=mode, started_at=T0 + timedelta(hours=n))
+        if speed is not None:
+            store.start_exercise(
+                ExerciseRunRecord(
+                    run_id=run.id,
+                    exercise_id="dc-power-drill",
+                    exercise_title="Power drill",
+                    exercise_hash="cd" * 32,
+                    exercise_path="exercises/dc-power-drill.yaml",
+                    speed=speed,
+                    auto_respond=False,
+                    startex_at=T0 + timedelta(hours=n),
+                    endex_at=None,
+                    ended_by=None,
+                )
+            )
+
+    def speeds(rows: TimelineRows) -> list[tuple[str, float]]:
+        return [(run.id, run.speed) for run in rows.runs]
+
+    assert speeds(store.list_timeline_rows()) == [
+        ("0a" * 16, 60.0),
+        ("1a" * 16, 1.0),
+        ("2a" * 16, 1.0),
+        ("3a" * 16, 1.0),
+    ]
+    assert all(type(run.speed) is float for run in store.list_timeline_rows().runs)
+    assert speeds(store.list_timeline_rows(mode="real")) == [("3a" * 16, 1.0)]
+    sped = store.list_timeline_rows(run_ids=["0a" * 16], service="voice-core", steps=True)
+    assert speeds(sped) == [("0a" * 16, 60.0)]
+    assert sped.marks == {"0a" * 16: [("startex", T0)]}
