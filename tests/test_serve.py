@@ -61,12 +61,12 @@ def bcm_env(tmp: Path) -> dict[str, str]:
 
 
 def write_project(folder: Path) -> Path:
-    """prefect.yaml's deployments, the outbox flush every minute (so a schedule fires during the
-    tests), and one whose entrypoint does not import yet (a flow being written)."""
+    """prefect.yaml's deployments, the outbox flush every 5 s (so a schedule fires during the tests
+    without waiting for a minute boundary), and one whose entrypoint does not import yet."""
     project = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     for deployment in project["deployments"]:
         if deployment["name"] == "outbox-flush":
-            deployment["schedules"] = [{"cron": "* * * * *"}]
+            deployment["schedules"] = [{"interval": 5}]
     project["deployments"].append(
         {"name": "later", "entrypoint": "flows/not_written_yet.py:run_later", "work_pool": {"name": "bcm"}}
     )
@@ -154,7 +154,7 @@ def test_start_says_where_what_and_who_uses_it(served: Served) -> None:
     ui = served.url.removesuffix("/api")
     assert f"bcm serve: Prefect server at {ui} (the UI; API {served.url})" in output
     assert f"database: SQLite {served.home / 'prefect' / 'prefect.db'}" in output
-    assert "flush-outbox/outbox-flush: cron * * * * *" in output
+    assert "flush-outbox/outbox-flush: every 5s" in output
     assert "readiness-checks/readiness-daily: cron 0 6 * * * (UTC)" in output
     assert "by hand (UI, `prefect deployment run`, Slack's /bcm run): ai-incident, dc-power-loss," in output
     assert (
@@ -228,7 +228,7 @@ def test_a_deployment_triggered_by_hand_runs_on_the_served_runner(served: Served
 
 @pytest.mark.prefect
 def test_a_schedule_fires_with_no_worker(served: Served) -> None:
-    """The outbox flush (every minute here) creates flow runs that the served runner completes."""
+    """The outbox flush (every 5 s here) creates flow runs that the served runner completes."""
     served.wait_for_flow_run(
         {
             "deployments": {"name": {"any_": ["outbox-flush"]}},

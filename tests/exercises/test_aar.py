@@ -120,7 +120,7 @@ OBJECTIVE_ROWS = [
     ["updates-on-cadence", "public-information-and-warning",
      "at least 100% of stakeholder updates on time (every 30m)", "67% on time", "≥ 100%", "missed", "M", "M",
      "suggested from the timeline"],
-    ["recover-within-rto", "operational-communications", "time to recover within the RTO", "1h 20m", "1h",
+    ["recover-within-rto", "infrastructure-systems", "time to recover within the RTO", "1h 20m", "1h",
      "missed", "M", "M", "suggested from the timeline"],
     ["fuel-escalation", "logistics-and-supply-chain-management", "-", "-", "-", "not scored", "-", "P",
      "Edward Deming (continuity_manager)"],
