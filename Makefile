@@ -37,10 +37,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Three workers on two cores: the tests mostly wait (subprocesses, Prefect, HTTP), so this halves the time.
+# Three workers on two cores: the tests mostly wait (subprocesses, Prefect, HTTP), so this halves the time;
+# work stealing keeps a worker from idling while another still holds a queue of slow tests.
 PYTEST_WORKERS ?= 3
 unit: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck unit
 
@@ -48,7 +49,7 @@ test: lint typecheck unit
 
 FAST_WORKERS ?= 3
 test-fast: lint
-	$(BIN)/pytest -n $(FAST_WORKERS) -m "not prefect and not postgres"
+	$(BIN)/pytest -n $(FAST_WORKERS) --dist worksteal -m "not prefect and not postgres"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
