@@ -22,6 +22,7 @@ One module per command group, one for output::
     slack_app   the Starlette app behind ``bcm slack serve``
     exercise    exercise run|end|observe|hotwash|plan (from exercise_play, exercise_review, exercise_plan)
     actions     actions list|add|update|close: corrective actions
+    obligations obligations [--run] [--open]|fulfil: deadline clocks
     report      report aar (report_aar)
     serve       serve: a local Prefect server with the deployments and schedules, found by every bcm
 
@@ -44,6 +45,7 @@ from bcm.cli import (
     exercise,
     incidents,
     metrics,
+    obligations,
     outbox,
     report,
     runbooks,
@@ -91,6 +93,7 @@ GROUPS: tuple[tuple[str, typer.Typer], ...] = (
     ("audit", audit.group),
     ("exercise", exercise.group),
     ("actions", actions.group),
+    ("obligations", obligations.group),
     ("report", report.group),
 )
 

@@ -9,6 +9,7 @@ The package, one module per table group behind the ``Store`` facade (``store``):
 - ``steps``: each step's state; ``milestones``: timeline marks and their copy on the run row;
 - ``approvals``: decisions on approve steps; ``readiness``: readiness check results;
 - ``exercises``: exercise runs, their injects and observations; ``corrective``: corrective actions;
+- ``fulfilments``: obligations (deadline clocks) a run fulfilled;
 - ``outbox``: stakeholder messages; ``audit_log``: the audit table; ``audit``: the chain's hashing;
 - ``timeline``: the bulk read model behind the figures;
 - ``transactions``: the read and serialised write transactions every ``Store`` method runs in;
@@ -22,6 +23,7 @@ from bcm.store.records import (
     CheckRecord,
     CorrectiveActionRecord,
     ExerciseRunRecord,
+    FulfilmentRecord,
     InjectRecord,
     MarkRecord,
     ObservationRecord,
@@ -42,6 +44,7 @@ __all__ = [
     "CheckRecord",
     "CorrectiveActionRecord",
     "ExerciseRunRecord",
+    "FulfilmentRecord",
     "InjectRecord",
     "MarkRecord",
     "ObservationRecord",

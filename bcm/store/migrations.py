@@ -331,6 +331,28 @@ def _0006_exercises(conn: Connection) -> None:
     md.create_all(conn, tables=[t for name, t in md.tables.items() if name != "runs"])
 
 
+def _0007_fulfilments(conn: Connection) -> None:
+    """Obligation fulfilments: when, by whom and with what evidence a run met a deadline clock.
+
+    One row per run and obligation (the first record wins); ``source`` is ``step:<id>`` for a
+    step that fulfils it or ``hand`` for ``bcm obligations fulfil``.
+    """
+    md = MetaData()
+    Table("runs", md, Column("id", Text, primary_key=True))
+    Table(
+        "fulfilments",
+        md,
+        Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+        Column("obligation_id", Text, nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("by", Text, nullable=False),
+        Column("evidence", Text, nullable=True),
+        Column("source", Text, nullable=False),
+        UniqueConstraint("run_id", "obligation_id", name="uq_fulfilments_run_obligation"),
+    )
+    md.create_all(conn, tables=[md.tables["fulfilments"]])
+
+
 def _timestamp_type(conn: Connection) -> str:
     """The column type ``UTCDateTime`` creates on this backend."""
     return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
@@ -355,6 +377,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "run milestones", _0004_run_milestones),
     Migration(5, "runner liveness", _0005_liveness),
     Migration(6, "exercises and corrective actions", _0006_exercises),
+    Migration(7, "obligation fulfilments", _0007_fulfilments),
 )
 
 

@@ -342,3 +342,19 @@ class CorrectiveActionRecord:
             "updated_at": self.updated_at.isoformat(),
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
         }
+
+
+@dataclass(frozen=True)
+class FulfilmentRecord:
+    """A run's fulfilment of an obligation (a deadline clock): when, by whom, with what evidence.
+
+    ``source`` is ``step:<id>`` for a step that fulfils it, ``hand`` for one recorded by hand
+    (``bcm obligations fulfil``).
+    """
+
+    run_id: str
+    obligation_id: str
+    at: datetime
+    by: str
+    evidence: str | None
+    source: str

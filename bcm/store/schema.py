@@ -224,3 +224,15 @@ corrective_actions = Table(
     Index("ix_corrective_actions_status_due", "status", "due_on"),
     Index("ix_corrective_actions_run_id", "run_id"),
 )
+
+fulfilments = Table(
+    "fulfilments",
+    metadata,
+    Column("run_id", Text, ForeignKey("runs.id"), nullable=False),
+    Column("obligation_id", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("evidence", Text, nullable=True),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("run_id", "obligation_id", name="uq_fulfilments_run_obligation"),
+)

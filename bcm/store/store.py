@@ -28,6 +28,7 @@ from bcm.store import (
     bulk,
     corrective,
     exercises,
+    fulfilments,
     milestones,
     outbox,
     readiness,
@@ -45,6 +46,7 @@ from bcm.store.records import (
     CheckRecord,
     CorrectiveActionRecord,
     ExerciseRunRecord,
+    FulfilmentRecord,
     InjectRecord,
     MarkRecord,
     ObservationRecord,
@@ -353,6 +355,42 @@ class Store:
         """A run's milestones in time order."""
         with self._read() as conn:
             return milestones.for_run(conn, run_id)
+
+    # -- obligation fulfilments -----------------------------------------------------------------
+
+    def record_fulfilment(
+        self,
+        run_id: str,
+        obligation_id: str,
+        *,
+        at: datetime,
+        by: str,
+        source: str,
+        evidence: str | None = None,
+    ) -> bool:
+        """Record that a run fulfilled an obligation at ``at``; the first record of it wins; audited.
+
+        Args:
+            source: ``step:<id>`` for a step that fulfils it, ``hand`` for one recorded by hand.
+            evidence: the step's output or a note.
+
+        Returns:
+            ``True`` when recorded, ``False`` when the run had that obligation fulfilled already.
+
+        Raises:
+            RunNotFound: no run has exactly ``run_id``.
+            ValueError: a naive ``at``.
+        """
+        record = FulfilmentRecord(
+            run_id=run_id, obligation_id=obligation_id, at=as_utc(at), by=by, evidence=evidence, source=source
+        )
+        with self._write() as conn:
+            return fulfilments.add(conn, record, clock=self._clock)
+
+    def get_fulfilments(self, run_id: str) -> list[FulfilmentRecord]:
+        """A run's obligation fulfilments, earliest first."""
+        with self._read() as conn:
+            return fulfilments.for_run(conn, run_id)
 
     # -- approvals ------------------------------------------------------------------------------
 
