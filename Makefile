@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
+# The tests start `python -m bcm` hundreds of times: let Python keep its compiled modules, even where
+# the environment says not to (PYTHONDONTWRITEBYTECODE), instead of compiling bcm afresh each time.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo test test-fast lint typecheck unit bench schema clean
 
