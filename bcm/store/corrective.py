@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from bcm.clock import Clock
 from bcm.errors import ActionNotFound
@@ -17,32 +17,13 @@ from bcm.store.audit_log import append
 from bcm.store.records import CorrectiveActionRecord
 from bcm.store.runs import require_run
 from bcm.store.schema import corrective_actions
+from bcm.store.types import record_of
 
 ACTION_CREATED = "action.created"
 ACTION_UPDATED = "action.updated"
 
 #: The fields ``update`` may change.
 CHANGEABLE = ("finding", "action", "owner", "element", "status", "start_on", "due_on", "evidence", "root_cause")
-
-
-def _record(row: Row[Any]) -> CorrectiveActionRecord:
-    return CorrectiveActionRecord(
-        id=row.id,
-        finding=row.finding,
-        action=row.action,
-        owner=row.owner,
-        element=row.element,
-        status=row.status,
-        start_on=row.start_on,
-        due_on=row.due_on,
-        evidence=row.evidence,
-        root_cause=row.root_cause,
-        run_id=row.run_id,
-        objective_id=row.objective_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        closed_at=row.closed_at,
-    )
 
 
 def _json(value: object) -> object:
@@ -112,7 +93,7 @@ def get(conn: Connection, action_id: int) -> CorrectiveActionRecord:
     row = conn.execute(select(corrective_actions).where(corrective_actions.c.id == action_id)).first()
     if row is None:
         raise ActionNotFound(action_id)
-    return _record(row)
+    return record_of(CorrectiveActionRecord, row)
 
 
 def listed(
@@ -126,4 +107,4 @@ def listed(
         query = query.where(corrective_actions.c.owner == owner)
     if run_id is not None:
         query = query.where(corrective_actions.c.run_id == run_id)
-    return [_record(row) for row in conn.execute(query)]
+    return [record_of(CorrectiveActionRecord, row) for row in conn.execute(query)]

@@ -8,9 +8,8 @@ inject is recorded once (delivered or skipped), so a resumed exercise never deli
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from bcm.clock import Clock
 from bcm.store import audit as chain
@@ -19,26 +18,12 @@ from bcm.store.audit_log import append
 from bcm.store.records import ExerciseRunRecord, InjectRecord, ObservationRecord
 from bcm.store.runs import require_run
 from bcm.store.schema import exercise_runs, injects, observations
+from bcm.store.types import record_of, row_values
 
 EXERCISE_STARTED = "exercise.started"
 EXERCISE_ENDED = "exercise.ended"
 INJECT_RECORDED = "inject.recorded"
 OBSERVATION_RECORDED = "observation.recorded"
-
-
-def _exercise(row: Row[Any]) -> ExerciseRunRecord:
-    return ExerciseRunRecord(
-        run_id=row.run_id,
-        exercise_id=row.exercise_id,
-        exercise_title=row.exercise_title,
-        exercise_hash=row.exercise_hash,
-        exercise_path=row.exercise_path,
-        speed=row.speed,
-        auto_respond=bool(row.auto_respond),
-        startex_at=row.startex_at,
-        endex_at=row.endex_at,
-        ended_by=row.ended_by,
-    )
 
 
 def start(conn: Connection, record: ExerciseRunRecord, *, clock: Clock) -> bool:
@@ -50,20 +35,7 @@ def start(conn: Connection, record: ExerciseRunRecord, *, clock: Clock) -> bool:
     require_run(conn, record.run_id)
     if conn.execute(select(exercise_runs.c.run_id).where(exercise_runs.c.run_id == record.run_id)).first():
         return False
-    conn.execute(
-        insert(exercise_runs).values(
-            run_id=record.run_id,
-            exercise_id=record.exercise_id,
-            exercise_title=record.exercise_title,
-            exercise_hash=record.exercise_hash,
-            exercise_path=record.exercise_path,
-            speed=record.speed,
-            auto_respond=record.auto_respond,
-            startex_at=record.startex_at,
-            endex_at=None,
-            ended_by=None,
-        )
-    )
+    conn.execute(insert(exercise_runs).values(**row_values(record)))
     append(
         conn,
         EXERCISE_STARTED,
@@ -95,7 +67,7 @@ def end(conn: Connection, run_id: str, at: datetime, ended_by: str, *, clock: Cl
 def get(conn: Connection, run_id: str) -> ExerciseRunRecord | None:
     """The exercise a run played, or ``None`` for a run that is not an exercise run."""
     row = conn.execute(select(exercise_runs).where(exercise_runs.c.run_id == run_id)).first()
-    return None if row is None else _exercise(row)
+    return None if row is None else record_of(ExerciseRunRecord, row)
 
 
 def listed(conn: Connection, exercise_id: str | None = None) -> list[ExerciseRunRecord]:
@@ -103,7 +75,7 @@ def listed(conn: Connection, exercise_id: str | None = None) -> list[ExerciseRun
     query = select(exercise_runs).order_by(exercise_runs.c.startex_at)
     if exercise_id is not None:
         query = query.where(exercise_runs.c.exercise_id == exercise_id)
-    return [_exercise(row) for row in conn.execute(query)]
+    return [record_of(ExerciseRunRecord, row) for row in conn.execute(query)]
 
 
 def record_inject(conn: Connection, inject: InjectRecord, *, clock: Clock) -> bool:
@@ -112,19 +84,7 @@ def record_inject(conn: Connection, inject: InjectRecord, *, clock: Clock) -> bo
     key = (injects.c.run_id == inject.run_id, injects.c.number == inject.number)
     if conn.execute(select(injects.c.number).where(*key)).first():
         return False
-    conn.execute(
-        insert(injects).values(
-            run_id=inject.run_id,
-            number=inject.number,
-            status=inject.status,
-            due_at=inject.due_at,
-            at=inject.at,
-            delivery=inject.delivery,
-            recipient=inject.recipient,
-            message=inject.message,
-            reason=inject.reason,
-        )
-    )
+    conn.execute(insert(injects).values(**row_values(inject)))
     append(
         conn,
         INJECT_RECORDED,
@@ -147,20 +107,7 @@ def record_inject(conn: Connection, inject: InjectRecord, *, clock: Clock) -> bo
 def injects_for(conn: Connection, run_id: str) -> list[InjectRecord]:
     """A run's injects in the order they were delivered or skipped."""
     query = select(injects).where(injects.c.run_id == run_id).order_by(injects.c.at, injects.c.number)
-    return [
-        InjectRecord(
-            run_id=row.run_id,
-            number=row.number,
-            status=row.status,
-            due_at=row.due_at,
-            at=row.at,
-            delivery=row.delivery,
-            recipient=row.recipient,
-            message=row.message,
-            reason=row.reason,
-        )
-        for row in conn.execute(query)
-    ]
+    return [record_of(InjectRecord, row) for row in conn.execute(query)]
 
 
 def observe(
@@ -204,18 +151,4 @@ def observe(
 def observations_for(conn: Connection, run_id: str) -> list[ObservationRecord]:
     """A run's observations in the order they were recorded."""
     query = select(observations).where(observations.c.run_id == run_id).order_by(observations.c.id)
-    return [
-        ObservationRecord(
-            id=row.id,
-            run_id=row.run_id,
-            objective_id=row.objective_id,
-            kind=row.kind,
-            rating=row.rating,
-            note=row.note,
-            root_cause=row.root_cause,
-            by=row.by,
-            role=row.role,
-            at=row.at,
-        )
-        for row in conn.execute(query)
-    ]
+    return [record_of(ObservationRecord, row) for row in conn.execute(query)]

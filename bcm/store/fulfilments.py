@@ -15,6 +15,7 @@ from bcm.store.audit_log import append
 from bcm.store.records import FulfilmentRecord
 from bcm.store.runs import require_run
 from bcm.store.schema import fulfilments
+from bcm.store.types import record_of, row_values
 
 OBLIGATION_FULFILLED = "obligation.fulfilled"
 
@@ -29,16 +30,7 @@ def add(conn: Connection, record: FulfilmentRecord, *, clock: Clock) -> bool:
     key = (fulfilments.c.run_id == record.run_id, fulfilments.c.obligation_id == record.obligation_id)
     if conn.execute(select(fulfilments.c.obligation_id).where(*key)).first():
         return False
-    conn.execute(
-        insert(fulfilments).values(
-            run_id=record.run_id,
-            obligation_id=record.obligation_id,
-            at=record.at,
-            by=record.by,
-            evidence=record.evidence,
-            source=record.source,
-        )
-    )
+    conn.execute(insert(fulfilments).values(**row_values(record)))
     append(
         conn,
         OBLIGATION_FULFILLED,
@@ -62,14 +54,4 @@ def for_run(conn: Connection, run_id: str) -> list[FulfilmentRecord]:
         .where(fulfilments.c.run_id == run_id)
         .order_by(fulfilments.c.at, fulfilments.c.obligation_id)
     )
-    return [
-        FulfilmentRecord(
-            run_id=row.run_id,
-            obligation_id=row.obligation_id,
-            at=row.at,
-            by=row.by,
-            evidence=row.evidence,
-            source=row.source,
-        )
-        for row in conn.execute(query)
-    ]
+    return [record_of(FulfilmentRecord, row) for row in conn.execute(query)]

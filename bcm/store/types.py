@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Row
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -108,3 +109,17 @@ def to_stored_json(value: object) -> object:
         return None
     plain: object = json.loads(canonical_json(value))
     return _truncate_strings(plain)
+
+
+R = TypeVar("R")
+
+
+def record_of(cls: type[R], row: Row[Any]) -> R:
+    """A record dataclass from a row whose columns are named as its fields (extra columns ignored)."""
+    mapping = row._mapping
+    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def row_values(record: object) -> dict[str, Any]:
+    """A record dataclass's fields as insert values (its fields are named as the table's columns)."""
+    return asdict(record)  # type: ignore[call-overload, no-any-return]
