@@ -35,7 +35,7 @@ from bcm.spec.obligations import Obligation
 from bcm.templates import evaluate, truthy, when_expression
 from bcm.vocabulary import ObligationStatus
 
-__all__ = ["Clock", "FulfilmentLike", "MarkLike", "RunLike", "StepLike", "fulfilment_times", "run_clocks"]
+__all__ = ["Clock", "FulfilmentLike", "MarkLike", "RunLike", "StepLike", "run_clocks"]
 
 
 class RunLike(Protocol):
@@ -163,20 +163,6 @@ def _fulfilled(
             mark = marks[milestone]
             found[oid] = _Fulfilled(as_utc(mark.at), mark.source, f"milestone:{milestone}")
     return found
-
-
-def fulfilment_times(
-    runbook: Runbook,
-    catalog: ObligationCatalog,
-    marks: Sequence[MarkLike],
-    steps: Sequence[StepLike],
-    fulfilments: Sequence[FulfilmentLike],
-) -> dict[str, datetime]:
-    """When each obligation of the runbook was fulfilled in the run (those that were), by the
-    rules of the module."""
-    by_step = {s.step_id: s for s in steps}
-    found = _fulfilled(runbook, catalog, _marks(marks), by_step, fulfilments)
-    return {oid: f.at for oid, f in found.items()}
 
 
 def _applies(entry: RunbookObligation, context: Mapping[str, object]) -> tuple[bool | None, str | None]:
